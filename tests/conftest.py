@@ -1,0 +1,24 @@
+"""Shared fixtures. Slow tests (marked ``slow``) run only with ``--runslow``."""
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: pass --runslow to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The offline SmolLM2-135M HookedTransformer, loaded once per test session."""
+    import birthlens
+
+    return birthlens.load("smollm2-135m")
