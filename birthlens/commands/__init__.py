@@ -1,0 +1,1 @@
+"""One module per `birthlens` subcommand; each exposes register(subparsers)."""
