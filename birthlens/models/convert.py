@@ -86,6 +86,9 @@ def _hooked_config(scratch: Path, hf_config, source: str, device):
 
     architecture = architecture_of(hf_config)
     hf_config.architectures = [architecture]
+    if architecture == "GPT2LMHeadModel" and not hasattr(hf_config, "n_ctx"):
+        # TransformerLens reads GPT-2's old n_ctx, which transformers 5 no longer sets.
+        hf_config.n_ctx = hf_config.n_positions
     # A scratch folder, not the user's: TransformerLens picks the architecture by
     # substrings such as "llama" or "gemma" in the name when it finds them.
     hf_config.to_json_file(str(scratch / "config.json"))

@@ -75,13 +75,13 @@ def convert_gguf(path: Path, dtype: torch.dtype = torch.float32, name: str | Non
     try:
         hf_config = AutoConfig.from_pretrained(folder, gguf_file=filename)
     except Exception as exc:  # the GGUF parser raises many types on a damaged file
-        raise BirthlensError(f"{path} is not a readable GGUF model ({_describe(exc)})") from exc
+        raise BirthlensError(f"{path} cannot be read as a GGUF model; truncated or corrupt? ({_describe(exc)})") from exc
     hooked_config(hf_config, source=str(path))  # fail before the slow dequantisation
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, config=hf_config, dtype=torch.float32)
     except Exception as exc:
-        raise BirthlensError(f"{path} is truncated or corrupt ({_describe(exc)})") from exc
+        raise BirthlensError(f"{path} has a readable header but its tensors or tokenizer cannot be loaded; truncated or corrupt? ({_describe(exc)})") from exc
     return hf_to_hooked(hf_model, tokenizer, name=name or path.stem, dtype=dtype)
 
 
