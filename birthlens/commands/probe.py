@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("spec", help="the model to probe")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every result as JSON to OUT")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--length", type=int, default=50, help="length of the random sequence A in [BOS] A A")
+    parser.add_argument("--length", type=int, default=None, help="length of the random sequence A in [BOS] A A (default: 50, or what fits the context)")
     parser.add_argument("--batch-size", type=int, default=8, help="number of [BOS] A A sequences")
     parser.add_argument("--seed", type=int, default=0, help="seed for the prompts and token samples")
     parser.add_argument("--exclude-bos", action="store_true", help="leave attention to the first position out of the scores")
@@ -81,8 +81,10 @@ def run(args) -> int:
     from birthlens.probes.suite import probe_all
 
     for flag in ("length", "batch_size", "n_tokens", "top"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise BirthlensError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.json is not None and not (args.json.parent if str(args.json.parent) else Path(".")).is_dir():
+        raise BirthlensError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
     model = _load(args.spec, args.device)
     result = probe_all(
         model,

@@ -138,7 +138,7 @@ def attention_scores(
     model,
     tokens: torch.Tensor | str | Sequence[str] | None = None,
     *,
-    length: int = 50,
+    length: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
     bos: int | None | str = "auto",
@@ -149,13 +149,13 @@ def attention_scores(
         scores = attention_scores(model, length=50, batch_size=8, seed=0)
         scores.prev_token.top(3), scores.induction.top(3)
 
-    Without ``tokens``, draws [BOS] A A prompts (A: ``length`` random ordinary tokens;
-    ``bos="auto"`` prepends the tokenizer's BOS when the model uses one). ``exclude_bos``
+    Without ``tokens``, draws [BOS] A A prompts (A: ``length`` random ordinary tokens,
+    by default 50 or what fits the context; ``bos="auto"`` prepends the tokenizer's BOS when the model uses one). ``exclude_bos``
     leaves attention to the first position out of every score.
     """
     if tokens is None:
         tokens = repeated_prompts(model, length=length, batch_size=batch_size, seed=seed, bos=bos)
-        settings = {"prompt": "repeated", "length": length, "seed": seed}
+        settings = {"prompt": "repeated", "length": (tokens.shape[1]) // 2, "seed": seed}
     else:
         tokens = as_tokens(model, tokens)
         settings = {"prompt": "given"}

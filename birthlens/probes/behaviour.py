@@ -107,20 +107,24 @@ def induction_loss(
     model,
     tokens: torch.Tensor | None = None,
     *,
-    length: int = 50,
+    length: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
     bos: int | None | str = "auto",
 ) -> InductionLoss:
-    """Induction loss of a model on [BOS] A A (drawn, or given as ``tokens`` with A of ``length``).
+    """Induction loss of a model on [BOS] A A: drawn (A of ``length`` tokens, by default
+    50 or what fits the context), or given as ``tokens`` (then ``length`` defaults to
+    half their length).
 
         loss = induction_loss(model, length=50, batch_size=8, seed=0)
         print(loss.first_half, loss.second_half)
     """
     if tokens is None:
         tokens = repeated_prompts(model, length=length, batch_size=batch_size, seed=seed, bos=bos)
+        length = tokens.shape[1] // 2
     else:
         tokens = check_tokens(model, tokens)
+        length = tokens.shape[1] // 2 if length is None else length
         offset = _copy_offset(tokens, length)
         if not torch.equal(tokens[:, offset : offset + length], tokens[:, offset + length :]):
             raise BirthlensError(NOT_REPEATED_ERR.format(shape=tuple(tokens.shape), length=length))

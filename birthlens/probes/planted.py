@@ -63,6 +63,9 @@ def planted_induction_model(d_vocab: int = 64, n_ctx: int = 128, n_heads: int = 
         # L1H0: query token q matches keys whose previous token is q; copy the token there.
         a1.W_Q[0, tok:tok + v, :v] = SHARP * eye_v
         a1.W_K[0, prev:prev + v, :v] = eye_v
+        # Position 0 has no previous token, but L0H0 (attending to itself there) still
+        # writes one; a negative key bias on position 0 keeps L1H0 from matching it.
+        a1.W_K[0, pos, :v] = -1.0
         a1.W_V[0, tok:tok + v, :v] = eye_v
         a1.W_O[0, :v, out:out + v] = eye_v
         model.W_U[out:out + v, :] = SHARP * eye_v

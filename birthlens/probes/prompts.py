@@ -82,18 +82,30 @@ def as_tokens(model, prompts, min_len: int = 2) -> torch.Tensor:
     return check_tokens(model, prompts, min_len=min_len)
 
 
+DEFAULT_LENGTH = 50
+
+
+def fitted_length(model, length: int | None, bos_id: int | None) -> int:
+    """``length`` itself, or (None) the default 50 shortened to fit the context twice."""
+    if length is not None:
+        return int(length)
+    return max(1, min(DEFAULT_LENGTH, (model.cfg.n_ctx - (bos_id is not None)) // 2))
+
+
 def repeated_prompts(
     model,
-    length: int = 50,
+    length: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
     bos: int | None | str = "auto",
 ) -> torch.Tensor:
     """[BOS] A A with A uniform random ordinary tokens, on the model's device.
 
-    ``bos="auto"`` uses the tokenizer's BOS when the model prepends one, none otherwise.
+    ``length=None`` takes 50 or what fits the model's context; ``bos="auto"`` uses the
+    tokenizer's BOS when the model prepends one, none otherwise (the toy).
     """
     bos_id = default_bos(model) if bos == "auto" else bos
+    length = fitted_length(model, length, bos_id)
     n = 2 * length + (bos_id is not None)
     if length >= 1 and n > model.cfg.n_ctx:
         raise BirthlensError(TOO_LONG_ERR.format(n=n, n_ctx=model.cfg.n_ctx) + f" (length={length} repeated twice)")

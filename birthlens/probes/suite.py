@@ -160,7 +160,7 @@ def probe_all(
     model,
     *,
     name: str | None = None,
-    length: int = 50,
+    length: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
     exclude_bos: bool = False,
@@ -192,6 +192,7 @@ def probe_all(
 
     model.eval()
     tokens = repeated_prompts(model, length=length, batch_size=batch_size, seed=seed)
+    length = tokens.shape[1] // 2  # [BOS] A A or A A: either way |A| = n // 2
     with torch.inference_mode():
         raw, logits = score_attention(model, tokens, exclude_bos=exclude_bos, return_logits=True)
     attention = make_attention_scores(raw, tokens, exclude_bos, {"prompt": "repeated", "length": length, "seed": seed})
