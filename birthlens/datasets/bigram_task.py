@@ -85,10 +85,7 @@ class BigramTask:
         self.vocab_size = self.stats.size
         self.unigram = self.stats.unigram_probs()
         self.bigram = self.stats.bigram_probs()
-        cumulative = self.bigram.cumsum(dim=1)
-        # Divide by the last entry so each row ends at exactly 1.0: a uniform u < 1 then
-        # never lands past the last token with non-zero probability.
-        self._bigram_cdf = cumulative / cumulative[:, -1:]
+        self._alias_prob, self._alias = alias_tables(self.bigram)
         self.fixed_trigger_ids = torch.tensor(self.stats.most_frequent(config.k), dtype=torch.int64)
         self.train_outputs, self.test_outputs = self._ood_split()
 
@@ -134,20 +131,24 @@ class BigramTask:
         outputs = self._draw_outputs(triggers, split, gen)
 
         length = cfg.seq_len + 1
-        # Time-major buffers keep each step's slice contiguous.
-        uniforms = torch.rand(length, batch_size, 1, generator=gen, dtype=torch.float64)
+        size = self.vocab_size
+        # All randomness up front, time-major so each step's slice is contiguous.
+        first = draw(self.unigram.expand(batch_size, -1), gen)
+        columns = torch.randint(0, size, (length, batch_size), generator=gen)
+        coins = torch.rand(length, batch_size, generator=gen, dtype=torch.float64)
         steps = torch.empty(length, batch_size, dtype=torch.int64)
-        unigram_cdf = self.unigram.cumsum(0) / self.unigram.sum()
-        steps[0] = torch.searchsorted(unigram_cdf, uniforms[0, :, 0], right=True)
+        steps[0] = first
         # forced[b, v] is the output of trigger v in sequence b, or -1 when v is no trigger.
-        forced = torch.full((batch_size, self.vocab_size), -1, dtype=torch.int64)
+        forced = torch.full((batch_size, size), -1, dtype=torch.int64)
         forced.scatter_(1, triggers, outputs)
         forced_flat = forced.view(-1)
-        row_offsets = torch.arange(batch_size) * self.vocab_size
-        cdf = self._bigram_cdf
+        row_offsets = torch.arange(batch_size) * size
+        alias_prob, alias = self._alias_prob.view(-1), self._alias.view(-1)
         for t in range(cfg.seq_len):
             prev = steps[t]
-            sampled = torch.searchsorted(cdf[prev], uniforms[t + 1], right=True).squeeze(1)
+            # Alias method: an O(1) draw from pi_b(. | prev) per sequence.
+            cell = prev * size + columns[t + 1]
+            sampled = torch.where(coins[t + 1] < alias_prob[cell], columns[t + 1], alias[cell])
             out = forced_flat[row_offsets + prev]
             steps[t + 1] = torch.where(out >= 0, out, sampled)
         tokens = steps.t().contiguous()
@@ -174,12 +175,46 @@ class BigramTask:
         if empty.any():
             # Only possible for bigram outputs when a trigger is never followed by an allowed token.
             weights[empty] = allowed
-        flat = torch.multinomial(weights.view(-1, size).float(), 1, generator=gen)
-        return flat.view(batch_size, k)
+        return draw(weights, gen)
+
+
+def draw(weights: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One index per row of ``weights`` (..., V), with probability proportional to the weights."""
+    cumulative = weights.double().cumsum(dim=-1)
+    # Normalising by the last entry makes each row end at exactly 1.0, so u < 1 never
+    # lands past the last index with non-zero weight.
+    cdf = (cumulative / cumulative[..., -1:]).contiguous()
+    u = torch.rand(*weights.shape[:-1], 1, generator=gen, dtype=torch.float64)
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1)
 
 
 def occurrence_counts(tokens: torch.Tensor, triggers: torch.Tensor) -> torch.Tensor:
     """(B, L) count of how often tokens[b, t] has appeared as a trigger up to t (0 if no trigger)."""
-    is_trigger = tokens.unsqueeze(2) == triggers.unsqueeze(1)  # (B, L, K)
-    running = is_trigger.long().cumsum(dim=1)
-    return (running * is_trigger).sum(dim=2)
+    is_trigger = (tokens.unsqueeze(2) == triggers.unsqueeze(1)).int()  # (B, L, K)
+    running = is_trigger.cumsum(dim=1, dtype=torch.int32)
+    return (running * is_trigger).sum(dim=2, dtype=torch.int64)
+
+
+def alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker/Vose alias tables for each row of a (R, V) row-stochastic matrix.
+
+    Drawing column c uniformly and a coin u, the sample is c when u < prob[r, c], else
+    alias[r, c]; this gives exactly the row's distribution with two lookups per draw.
+    """
+    rows, size = probs.shape
+    prob = torch.zeros(rows, size, dtype=torch.float64)
+    alias = torch.zeros(rows, size, dtype=torch.int64)
+    for r in range(rows):
+        scaled = (probs[r].double() * size / probs[r].double().sum()).tolist()
+        small = [i for i, p in enumerate(scaled) if p < 1.0]
+        large = [i for i, p in enumerate(scaled) if p >= 1.0]
+        while small and large:
+            low, high = small.pop(), large.pop()
+            prob[r, low] = scaled[low]
+            alias[r, low] = high
+            scaled[high] -= 1.0 - scaled[low]
+            (small if scaled[high] < 1.0 else large).append(high)
+        for i in large + small:  # leftovers are 1 up to rounding
+            prob[r, i] = 1.0
+            alias[r, i] = i
+    return prob, alias

@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -80,7 +80,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
 
 def cached_model(
     name: str,
-    build: Callable[[], "HookedTransformer"],  # noqa: F821
+    build: Callable[[], Any],
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
 ):
