@@ -54,6 +54,21 @@ def test_truncated_gguf_is_refused_and_leaves_no_cache_entry(tmp_path):
     assert not (tmp_path / "cache" / "converted").exists() or not any((tmp_path / "cache" / "converted").iterdir())
 
 
+def test_gguf_of_an_unsupported_architecture(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "other.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="rwkv9")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert "rwkv9 is not supported" in one_line_error(str(path))
+
+
 def test_unsupported_architecture(tmp_path):
     from transformers import MambaConfig
 

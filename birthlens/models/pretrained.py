@@ -75,6 +75,8 @@ def convert_gguf(path: Path, dtype: torch.dtype = torch.float32, name: str | Non
     try:
         hf_config = AutoConfig.from_pretrained(folder, gguf_file=filename)
     except Exception as exc:  # the GGUF parser raises many types on a damaged file
+        if "not supported" in str(exc):  # transformers cannot dequantise this architecture
+            raise BirthlensError(f"{path}: {_describe(exc)}") from exc
         raise BirthlensError(f"{path} cannot be read as a GGUF model; truncated or corrupt? ({_describe(exc)})") from exc
     hooked_config(hf_config, source=str(path))  # fail before the slow dequantisation
     try:
