@@ -53,6 +53,9 @@ class TrainConfig:
     eval_batch_size: int = 512
     seed: int = 0
     preset: str = "custom"
+    # Parameter name -> last step at which it stays frozen (no update at steps 1..N),
+    # e.g. {"blocks.0.attn.W_K": 100}. Empty: everything trainable learns from step 1.
+    freeze_until: dict = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,9 @@ class TrainConfig:
                 raise BirthlensError(f"{name}={getattr(self, name)} must be at least 1")
         if self.lr <= 0:
             raise BirthlensError(f"lr={self.lr} must be positive")
+        for name, until in self.freeze_until.items():
+            if not isinstance(until, int) or isinstance(until, bool) or until < 0:
+                raise BirthlensError(f"freeze_until[{name!r}]={until!r} must be a non-negative step number")
         BigramTask(self.task)  # validates k against the vocabulary
 
 
@@ -230,6 +236,7 @@ def train(
     task = BigramTask(config.task)
     model = build_toy_model(config.model, seed=config.seed, device=device)
     optimizer = make_optimizer(config, model)
+    frozen = _freeze_schedule(config, model)
     start = _prepare_run(run, config, model, optimizer, resume)
 
     eval_split = "train" if config.task.ood_split else "all"
@@ -264,6 +271,9 @@ def train(
             loss = losses[mask].mean() if mask.any() else losses.sum() * 0.0
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for param, until in frozen:
+                if step <= until:
+                    param.grad = None  # optimizers skip a parameter without a gradient
             optimizer.step()
             progress.update(1)
             if step % config.eval_every == 0 or step == config.steps:
@@ -271,6 +281,15 @@ def train(
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save(step)
     return run.read_metrics()
+
+
+def _freeze_schedule(config: TrainConfig, model: HookedTransformer) -> list[tuple[torch.nn.Parameter, int]]:
+    """(parameter, last frozen step) for each entry of ``config.freeze_until``."""
+    params = trainable_parameters(model)
+    unknown = sorted(set(config.freeze_until) - set(params))
+    if unknown:
+        raise BirthlensError(f"cannot freeze {unknown}: not a trainable parameter; trainable: {sorted(params)}")
+    return [(params[name], until) for name, until in config.freeze_until.items()]
 
 
 def _prepare_run(run: Run, config: TrainConfig, model, optimizer, resume: bool) -> int:
