@@ -103,7 +103,7 @@ def _pattern_reducer(masks: dict[str, torch.Tensor], exclude_bos: bool, sums: di
     return hook
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def score_attention(
     model,
     tokens: torch.Tensor,

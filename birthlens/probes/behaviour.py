@@ -102,7 +102,7 @@ def induction_loss_from_logits(logits: torch.Tensor, tokens: torch.Tensor, lengt
     )
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def induction_loss(
     model,
     tokens: torch.Tensor | None = None,
@@ -234,7 +234,7 @@ def _check_batch(model, batch: Batch) -> Batch:
     return batch.to(model_device(model))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def task_metrics(
     model,
     batch: Batch | None = None,

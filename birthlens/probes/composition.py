@@ -82,7 +82,7 @@ def _sandwich(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     return outer.transpose(-1, -2) @ (inner.transpose(-1, -2) @ inner) @ outer
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def composition_scores(model, modes: tuple[str, ...] = MODES) -> CompositionScores:
     """Composition scores for every pair of heads in different layers, for each mode.
 

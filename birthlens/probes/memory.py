@@ -154,7 +154,7 @@ def token_set(model, tokens=None, n_tokens: int | None = DEFAULT_N_TOKENS, seed:
 # ---- the four probes ------------------------------------------------------
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def ov_recall(model, head, *, tokens=None, n_tokens: int | None = DEFAULT_N_TOKENS, seed: int = 0) -> Recall:
     """Fraction of tokens k whose read-out W_U^T W_O W_V w_E(k) is k itself (copying).
 
@@ -174,7 +174,7 @@ def ov_recall(model, head, *, tokens=None, n_tokens: int | None = DEFAULT_N_TOKE
     return Recall("ov", (head,), top1, mean_rank=rank, chance=1 / d_out, n=len(ids))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def qk_recall(
     model,
     prev_head,
@@ -211,7 +211,7 @@ def has_absolute_positions(model) -> bool:
     return model.cfg.positional_embedding_type in ("standard", "shortformer")
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def positional_recall(model, head, *, n_positions: int | None = None) -> Recall:
     """Fraction of positions t >= 1 whose query p_t W_Q picks the key p_{t-1} W_K among
     all keys p_s W_K, s < n_positions - 1 (the paper's W_K^1 probe; not causal-masked).
@@ -239,7 +239,7 @@ def positional_recall(model, head, *, n_positions: int | None = None) -> Recall:
     return Recall("positional", (head,), top1, mean_rank=rank, chance=1 / (n - 1), n=n - 1)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def feed_forward_recall(
     model,
     *,

@@ -193,7 +193,7 @@ def probe_all(
     model.eval()
     tokens = repeated_prompts(model, length=length, batch_size=batch_size, seed=seed)
     length = tokens.shape[1] // 2  # [BOS] A A or A A: either way |A| = n // 2
-    with torch.inference_mode():
+    with torch.no_grad():
         raw, logits = score_attention(model, tokens, exclude_bos=exclude_bos, return_logits=True)
     attention = make_attention_scores(raw, tokens, exclude_bos, {"prompt": "repeated", "length": length, "seed": seed})
     loss = induction_loss_from_logits(logits, tokens, length)
