@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/birthlens train --preset quick --out $(OUT)/quick-run
+	$(BIN)/birthlens demo --out $(OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -15,7 +15,7 @@ import pytest
 
 from birthlens.cli import main
 from birthlens.reports import figures
-from birthlens.reports.ablation import ablation_view, head_effect
+from birthlens.reports.ablation import head_effect, intervention_views, parse_head
 from birthlens.reports.birth import Birth, half_way_step, pick_steps
 from birthlens.reports.entries import ModelEntry
 from birthlens.reports.html import render
@@ -56,10 +56,23 @@ def fake_probe(name: str, n_layers: int, n_heads: int, prev=(0, 0), ind=(1, 0)) 
 
 
 def fake_ablation(name: str, n_layers: int, n_heads: int, head=(1, 0)) -> dict:
-    effects = [[0.01 * (layer - h) for h in range(n_heads)] for layer in range(n_layers)]
-    effects[head[0]][head[1]] = 2.5
-    return {"model": name, "metric": "second_copy_loss", "method": "zero", "heads": [list(head)],
-            "baseline": 1.5, "ablated": 4.0, "delta": 2.5, "sweep": {"metric": "second_copy_loss", "effects": effects}}  # fmt: skip
+    """What the ablation API's results give in to_dict(), wrapped with the model's name."""
+    delta = [[0.01 * (layer - h) for h in range(n_heads)] for layer in range(n_layers)]
+    delta[head[0]][head[1]] = 2.5
+    ablated = [[1.5 + d for d in row] for row in delta]
+    single = {"components": [f"{head[0]}.{head[1]}"], "method": "mean", "metric": "second_copy_loss", "higher_is_better": False,
+              "baseline": 1.5, "ablated": 4.0, "delta": 2.5, "metric_applies": True, "note": None, "data": {"data": "repeated"}}
+    sweep = {"site": "head", "method": "mean", "metric": "second_copy_loss", "higher_is_better": False, "baseline": 1.5,
+             "ablated": ablated, "delta": delta, "top": [{"component": f"{head[0]}.{head[1]}", "ablated": 4.0, "delta": 2.5}],
+             "metric_applies": True, "note": None, "data": {}}
+    return {"model": name, "ablation": single, "sweep": sweep}
+
+
+def fake_patching(n_layers: int, n_heads: int) -> dict:
+    normalised = [[0.1 * ((layer + h) % 3) for h in range(n_heads)] for layer in range(n_layers)]
+    return {"site": "head", "direction": "denoising", "per_position": False, "metric": "logit_diff", "higher_is_better": True,
+            "clean": 3.0, "corrupted": -1.0, "patched": normalised, "normalised": normalised,
+            "top": [{"component": "1.0", "normalised": 0.2}], "note": None, "data": {}}
 
 
 def fake_birth() -> Birth:
@@ -107,7 +120,7 @@ def test_every_section_renders_from_saved_data():
     # The comparison: one column per model, the ablation effect of the induction head.
     comparison = html[html.index('id="comparison"') : html.index('id="birth"')]
     assert all(name in comparison for name in ("toy@0", "toy@80", "llm"))
-    assert "L18H6" in comparison and "2.500" in comparison
+    assert "L18H6" in comparison and "+2.500 second_copy_loss" in comparison
     # The birth: half-way steps interpolated, in the paper's order.
     assert "top-down order" in html and "≈ 15" in html
 
@@ -176,23 +189,28 @@ def test_birth_round_trips_through_json():
 # ---- ablation JSON ------------------------------------------------------------------
 
 
-def test_ablation_view_reads_what_it_finds():
+def test_intervention_views_read_what_they_find():
     raw = fake_ablation("m", 2, 3, head=(1, 2))
-    view = ablation_view(raw, 2, 3)
-    assert view["rows"] == [("second_copy_loss", 1.5, 4.0, 2.5)]
-    assert view["matrices"][0]["top"][0] == (1, 2, 2.5)
-    assert head_effect(raw, (1, 2)) == 2.5
-    assert head_effect({**raw, "heads": [[0, 0], [1, 1]]}, (1, 2)) == 2.5  # from the sweep
-    # Metrics as dicts, no sweep, extra fields: still rendered.
-    multi = {"model": "m", "baseline": {"loss": 1.0, "acc": 0.9}, "ablated": {"loss": 2.0, "acc": 0.5}, "extra": {"x": 1}}
-    assert ablation_view(multi)["rows"] == [("loss", 1.0, 2.0, None), ("acc", 0.9, 0.5, None)]
-    assert ablation_view({"model": "m"}) is None and ablation_view([1, 2]) is None
-    assert ablation_view(raw, 30, 9)["matrices"] == []  # a table of the wrong shape is not drawn
+    single, sweep = intervention_views(raw, 2, 3)
+    assert single["rows"] == [("second_copy_loss", 1.5, 4.0, 2.5)] and single["components"] == ["L1H2"]
+    assert sweep["matrix"][1][2] == 2.5 and sweep["top"] == [("L1H2", 2.5)] and sweep["xlabel"] == "head"
+    assert head_effect(raw, (1, 2)) == (2.5, "second_copy_loss")
+    assert head_effect({"sweep": raw["sweep"]}, (1, 0)) == (pytest.approx(0.01), "second_copy_loss")
+    assert head_effect(raw, (0, 0)) == (0.01 * 0, "second_copy_loss")
+    # Patching results, a per-layer table, and wrappers of any shape render too.
+    patching = intervention_views({"results": [fake_patching(2, 3)]}, 2, 3)[0]
+    assert patching["kind"] == "patching" and patching["matrix"][1][1] == pytest.approx(0.2)
+    per_layer = {"site": "attn_out", "baseline": 1.0, "ablated": [1.5, 2.0], "delta": [0.5, 1.0], "metric": "second_copy_loss"}
+    view = intervention_views(per_layer, 2, 3)[0]
+    assert view["matrix"] == [[0.5], [1.0]] and view["xlabel"] == "attn_out" and view["top"][0] == ("1.0", 1.0)
+    assert intervention_views({"model": "m"}) == [] and intervention_views([1, 2]) == []
+    assert intervention_views(raw, 30, 9)[1]["matrix"] is None  # a table of the wrong shape is not drawn
+    assert parse_head("17.4") == (17, 4) and parse_head("attn.3") is None and parse_head([1, 2]) == (1, 2)
 
 
 def test_json_kinds():
     assert json_kind(fake_probe("m", 2, 2)) == "probe"
-    assert json_kind(fake_ablation("m", 2, 2)) == "ablation"
+    assert json_kind(fake_ablation("m", 2, 2)) == "ablation" and json_kind(fake_patching(2, 2)) == "ablation"
     assert json_kind({"models": []}) == "bundle"
     assert json_kind({"claims": []}) == "claims"
     assert json_kind({"hello": 1}) is None and json_kind([]) is None
@@ -214,6 +232,21 @@ def test_report_cli_from_probe_and_ablation_json(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_an_unnamed_result_belongs_to_the_model_before_it(tmp_path):
+    files = {name: tmp_path / f"{name}.json" for name in ("toy", "llm", "patch", "abl")}
+    files["toy"].write_text(json.dumps(fake_probe("toy", 2, 2)))
+    files["llm"].write_text(json.dumps(fake_probe("llm", 3, 2)))
+    files["patch"].write_text(json.dumps(fake_patching(3, 2)))
+    files["abl"].write_text(json.dumps(fake_ablation("toy", 2, 2)))  # named: goes to toy wherever it is
+    data = gather([str(files[n]) for n in ("toy", "llm", "patch", "abl")])
+    toy, llm = data.models
+    assert llm.ablation["direction"] == "denoising" and toy.ablation["model"] == "toy"
+    again = gather([str(files[n]) for n in ("toy", "abl", "llm", "patch", "patch")])
+    assert len(again.models[1].ablation["results"]) == 2
+    keys = [s.key for s in build_sections(again)]
+    assert "ablation" in keys
+
+
 def test_report_cli_errors(tmp_path, capsys):
     bad, unknown, probe = tmp_path / "bad.json", tmp_path / "unknown.json", tmp_path / "p.json"
     bad.write_text("{not json")
@@ -224,7 +257,7 @@ def test_report_cli_errors(tmp_path, capsys):
     cases = [
         ([str(bad)], "not a JSON file"),
         ([str(unknown)], "unknown JSON"),
-        ([str(probe), str(orphan)], "matches no model"),
+        ([str(orphan)], "needs its model"),
         (["no-such-model-spec"], "unknown model spec"),
     ]
     for inputs, message in cases:

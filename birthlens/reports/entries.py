@@ -23,6 +23,11 @@ N_COMPOSITION_HEADS = 5
 PROBE_KEYS = ("model", "n_layers", "n_heads", "scores")
 
 
+def head_name(head) -> str:
+    """[17, 3] -> "L17H3" (layers and heads counted from 0, as in TransformerLens)."""
+    return f"L{int(head[0])}H{int(head[1])}" if head is not None else "—"
+
+
 @dataclass
 class ModelEntry:
     name: str

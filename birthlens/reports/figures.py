@@ -213,8 +213,8 @@ def induction_loss_curves(curves: Sequence[dict]) -> Image:
 # ---- signed effects over layers x heads (ablation, patching) -----------------
 
 
-def effect_heatmap(matrix, title: str, label: str = "effect") -> Image:
-    """A diverging heatmap centred on zero: one cell per (layer, head)."""
+def effect_heatmap(matrix, title: str, label: str = "effect", xlabel: str = "head") -> Image:
+    """A diverging heatmap centred on zero: one cell per (layer, head), or per (layer, ``xlabel``)."""
     mat = as_matrix(matrix)
     n_layers, n_heads = mat.shape
     finite = mat[np.isfinite(mat)]
@@ -226,7 +226,7 @@ def effect_heatmap(matrix, title: str, label: str = "effect") -> Image:
     sns.heatmap(mat, ax=ax, cbar_ax=cax, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -bound, bound), mask=np.isnan(mat),
                 annot=n_layers * n_heads <= 64, fmt=".2f", annot_kws={"fontsize": 8}, cbar_kws={"label": label})  # fmt: skip
     ax.set_facecolor("#d9d9d9")
-    ax.set_xlabel("head")
+    ax.set_xlabel(xlabel, parse_math=False)
     ax.set_ylabel("layer")
     _layer_head_ticks(ax, n_layers, n_heads)
     ax.set_title(title, fontsize=9, parse_math=False)

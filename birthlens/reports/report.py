@@ -19,14 +19,16 @@ import re
 from pathlib import Path
 
 from birthlens.errors import BirthlensError
+from birthlens.reports.ablation import find_results
 from birthlens.reports.birth import Birth, probe_run
 from birthlens.reports.entries import ModelEntry, describe_model
 from birthlens.reports.sections import ReportData
 
 NOT_JSON_ERR = "{path} is not a JSON file birthlens can read ({why})"
 UNKNOWN_JSON_ERR = (
-    "{path}: unknown JSON: expected a probe result (with 'scores' and 'n_layers'), "
-    "an ablation result (with 'baseline'/'ablated'/'delta'), or a report bundle (with 'models')"
+    "{path}: unknown JSON: expected a probe result (with 'scores' and 'n_layers'), an ablation "
+    "or patching result (with 'baseline' and 'ablated', or 'clean', 'corrupted' and 'patched'), "
+    "or a report bundle (with 'models')"
 )
 
 
@@ -36,12 +38,12 @@ def json_kind(data) -> str | None:
         return None
     if "scores" in data and "n_layers" in data:
         return "probe"
-    if any(key in data for key in ("baseline", "ablated", "delta")) or data.get("kind") in ("ablation", "patching"):
-        return "ablation"
     if isinstance(data.get("models"), list) or isinstance(data.get("runs"), list):
-        return "bundle"
+        return "bundle"  # before ablation: a bundle holds ablation results inside its models
     if "claims" in data:
         return "claims"
+    if find_results(data):
+        return "ablation"
     return None
 
 
@@ -52,19 +54,31 @@ def read_json(path: Path) -> dict:
         raise BirthlensError(NOT_JSON_ERR.format(path=path, why=exc)) from exc
 
 
-def attach_ablation(models: list[ModelEntry], ablation: dict, source: str) -> None:
-    """Give an ablation result to the model it names (or the only model there is)."""
+def _same_model(entry: ModelEntry, name: str) -> bool:
+    """Does an ablation's ``model`` (the spec it ran on) name this entry? A run folder
+    matches with or without its @STEP."""
+    if name in (entry.name, entry.source):
+        return True
+    if not entry.source:
+        return False
+    try:
+        return Path(re.sub(r"@\d+$", "", name)).expanduser().resolve() == Path(entry.source).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def attach_ablation(models: list[ModelEntry], ablation: dict, source: str, before: int) -> None:
+    """Give an ablation/patching result to the model it names; failing that, to the model
+    given just before it on the command line (or the first one, if it came first)."""
+    if not models:
+        raise BirthlensError(f"{source}: an ablation or patching result needs its model (run folder, spec or probe JSON) in the same report")
     name = ablation.get("model")
-    matches = [m for m in models if name is not None and m.name == name]
-    if not matches and len(models) == 1 and name is None:
-        matches = models
-    if not matches:
-        known = ", ".join(m.name for m in models) or "none yet"
-        raise BirthlensError(
-            f"{source}: ablation of model {name!r} matches no model of this report (models: {known}); "
-            "give that model's run folder, spec or probe JSON before the ablation JSON"
-        )
-    matches[-1].ablation = ablation
+    matches = [m for m in models if isinstance(name, str) and _same_model(m, name)]
+    target = matches[-1] if matches else models[max(before - 1, 0)]
+    if target.ablation is None:
+        target.ablation = ablation
+    else:  # several results for one model: keep them all, in order
+        target.ablation = {"results": [*(target.ablation.get("results") or [target.ablation]), ablation]}
 
 
 def run_task(spec: str):
@@ -99,7 +113,7 @@ def gather(
     if not inputs:
         raise BirthlensError("give at least one input: a run folder, a probe or ablation JSON, or a model spec")
     data = ReportData(title=title or "birthlens report")
-    ablations: list[tuple[dict, str]] = []
+    ablations: list[tuple[dict, str, int]] = []
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir() and is_run_folder(path):
@@ -110,7 +124,7 @@ def gather(
             if kind == "probe":
                 data.models.append(ModelEntry.from_probe_json(document, source=str(path)))
             elif kind == "ablation":
-                ablations.append((document, str(path)))
+                ablations.append((document, str(path), len(data.models)))
             elif kind == "bundle":
                 add_bundle(data, document)
             elif kind == "claims":
@@ -119,8 +133,8 @@ def gather(
                 raise BirthlensError(UNKNOWN_JSON_ERR.format(path=path))
         else:
             add_spec(data, text, device=device, probe_args=probe_args)
-    for document, source in ablations:
-        attach_ablation(data.models, document, source)
+    for document, source, before in ablations:
+        attach_ablation(data.models, document, source, before)
     if title is None and len(data.models) + len(data.runs) == 1:
         data.title = f"birthlens report: {(data.models or data.runs)[0].name}"
     return data

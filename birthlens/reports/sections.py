@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from birthlens.reports import figures
-from birthlens.reports.ablation import ablation_view, head_effect
+from birthlens.reports.ablation import head_effect, intervention_views
 from birthlens.reports.birth import LABELS as BIRTH_LABELS
 from birthlens.reports.birth import PAPER_ORDER, Birth
-from birthlens.reports.entries import ModelEntry
+from birthlens.reports.entries import ModelEntry, head_name
+from birthlens.reports.glance import glance
 
 SCORE_NAMES = ("prev_token", "induction", "duplicate_token")
 SCORE_TITLES = {"prev_token": "previous-token", "induction": "induction", "duplicate_token": "duplicate-token"}
@@ -43,11 +44,6 @@ class Section:
     key: str
     title: str
     context: dict
-
-
-def head_name(head) -> str:
-    """[17, 3] -> "L17H3" (layers and heads counted from 0, as in TransformerLens)."""
-    return f"L{int(head[0])}H{int(head[1])}" if head is not None else "—"
 
 
 # ---- summary -----------------------------------------------------------------
@@ -109,7 +105,9 @@ def summary(data: ReportData) -> dict | None:
         })  # fmt: skip
     if not cards and not runs:
         return None
-    return {"cards": cards, "runs": runs, "notes": data.notes}
+    # At a glance: the five lines the demo prints, when there is something to set side by side.
+    lines = glance(data) if data.runs or len(data.models) > 1 else []
+    return {"cards": cards, "runs": runs, "notes": data.notes, "glance": lines}
 
 
 # ---- comparison across models ---------------------------------------------------
@@ -146,19 +144,25 @@ def comparison(data: ReportData) -> dict | None:
     effects = []
     for e in entries:
         ind = (e.probe.get("memory_recall") or {}).get("induction_head") or (e.top_head("induction") or [None])[:2]
-        effects.append(head_effect(e.ablation, ind) if e.ablation else None)
-    row("ablating the induction head: change in metric", effects, _ablation_metric(entries))
+        effect = head_effect(e.ablation, ind) if e.ablation else None
+        effects.append(f"{effect[0]:+.3f} {effect[1]}" if effect else None)
+    row("ablating the induction head: change in metric", effects)
     tasks = [e.probe.get("task") or {} for e in entries]
     row("in-context accuracy (trigger task)", [t.get("icl_accuracy") for t in tasks])
+    row("  previous-token attention probe of P", [t.get("prev_token_probe") for t in tasks], "on the trigger task")
+    row("  induction attention probe of I", [t.get("induction_probe") for t in tasks], "on the trigger task")
     return {"columns": columns, "rows": rows}
 
 
-def _ablation_metric(entries) -> str:
-    metrics = sorted({str(e.ablation.get("metric")) for e in entries if isinstance(e.ablation, dict) and e.ablation.get("metric")})
-    return ", ".join(metrics)
-
-
 # ---- birth over training ------------------------------------------------------------
+
+
+def _final_recall(run: Birth, name: str) -> dict:
+    """One memory probe's result on the run's last probed checkpoint ({} if not there)."""
+    if not run.checkpoints:
+        return {}
+    probe = run.probes.get(run.checkpoints[-1]["step"]) or {}
+    return (probe.get("memory_recall") or {}).get(name) or {}
 
 
 def birth(data: ReportData) -> dict | None:
@@ -176,6 +180,10 @@ def birth(data: ReportData) -> dict | None:
         )
         order = [key for key in PAPER_ORDER if crossings.get(key) is not None]
         verdict = None
+        caution = None
+        n_qk = _final_recall(run, "qk").get("n")
+        if n_qk and n_qk <= 10:
+            caution = f"W_K² recall is read on the {n_qk} fixed triggers (as in the paper), so it moves in steps of 1/{n_qk} and its half-way step is coarse."
         if len(order) == len(PAPER_ORDER):
             steps = [crossings[key] for key in PAPER_ORDER]
             names = ["W_O²", "W_K²", "W_K¹"]
@@ -187,7 +195,7 @@ def birth(data: ReportData) -> dict | None:
             else:
                 verdict = f"Measured order: {text}. This differs from the paper's top-down order (W_O², then W_K², then W_K¹)."
         image = figures.birth_curves(series, crossings, labels, title=run.name)
-        items.append({"name": run.name, "image": image, "table": table, "verdict": verdict,
+        items.append({"name": run.name, "image": image, "table": table, "verdict": verdict, "caution": caution,
                       "n_checkpoints": len(run.checkpoints), "pair": (p, i)})  # fmt: skip
     return {"runs": items} if items else None
 
@@ -285,15 +293,16 @@ def composition(data: ReportData) -> dict | None:
 def ablation(data: ReportData) -> dict | None:
     items = []
     for entry in data.models:
-        view = ablation_view(entry.ablation, entry.n_layers if entry.probe else None, entry.n_heads if entry.probe else None)
-        if view is None:
+        views = intervention_views(entry.ablation, entry.n_layers, entry.n_heads) if entry.ablation else []
+        if not views:
             continue
-        images = []
-        for m in view["matrices"]:
-            label = f"{entry.name}: {m['title']}"
-            images.append({"image": figures.effect_heatmap(m["matrix"], label, "change in metric"), "title": label,
-                           "top": [(head_name(c[:2]), c[2]) for c in m["top"]]})  # fmt: skip
-        items.append({"name": entry.name, "view": view, "heads": [head_name(h) for h in view["heads"]], "images": images})
+        for view in views:
+            if view["matrix"] is not None:
+                what = "ablating each head alone" if view["kind"] == "ablation" else "patching each head alone"
+                if view["xlabel"] != "head":
+                    what = f"{view['kind']} sweep over {view['site'] or 'components'}"
+                view["image"] = figures.effect_heatmap(view["matrix"], what, view["label"], xlabel=view["xlabel"])
+        items.append({"name": entry.name, "views": views})
     return {"items": items} if items else None
 
 
