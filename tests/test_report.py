@@ -125,6 +125,20 @@ def test_every_section_renders_from_saved_data():
     assert "top-down order" in html and "≈ 15" in html
 
 
+def test_claims_json_gets_its_section(tmp_path):
+    claims = {"format_version": 1, "scale": "small", "seeds": 3, "claims": [
+        {"id": "1", "claim": "Global statistics first.", "verdict": "holds", "measured": "bigram loss settles at step 40", "n_seeds": 3},
+        {"id": "2", "claim": "Top-down.", "verdict": "does not hold", "measured": f"W_K² first {SCRIPT}", "n_seeds": 3, "note": "coarse"},
+    ]}  # fmt: skip
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(claims))
+    data = gather([str(path)])
+    assert [s.key for s in build_sections(data)] == ["claims"]
+    html = render(data)
+    assert 'class="verdict-ok">holds<' in html and 'class="verdict-bad">does not hold<' in html
+    assert SCRIPT not in html and "W_K² first &lt;script&gt;" in html
+
+
 def test_sections_appear_only_with_their_data():
     only_probe = ReportData(models=[ModelEntry.from_probe_json(fake_probe("m", 2, 2))])
     keys = [s.key for s in build_sections(only_probe)]
@@ -135,10 +149,12 @@ def test_sections_appear_only_with_their_data():
 
 
 def test_token_strings_and_names_are_escaped():
-    entry = entry_with_example(f"model {SCRIPT}", ["<b>", SCRIPT, "$x$", "a&b", "\n", " the"])
-    html = render(ReportData(title=f"title {SCRIPT}", models=[entry]))
-    assert SCRIPT not in html and "<b>" not in html.replace("<b>{{", "")
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # "$\frac{$" would stop matplotlib's mathtext: names and tokens are drawn as plain text.
+    entry = entry_with_example(f"model {SCRIPT} $\\frac{{$", ["<b>", SCRIPT, "$x$", "a&b", "\n", " the"])
+    other = ModelEntry.from_probe_json(fake_probe("$\\frac{$ <i>", 2, 2))
+    html = render(ReportData(title=f"title {SCRIPT}", models=[entry, other], runs=[fake_birth()]))
+    assert SCRIPT not in html and "$ <i>" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;" in html and "&lt;i&gt;" in html
     assert "a&amp;b" in html
 
 

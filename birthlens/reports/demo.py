@@ -53,7 +53,7 @@ class Stages:
 
     @contextmanager
     def stage(self, name: str):
-        self.bar.set_description(f"demo: {name}")
+        self.bar.set_description_str(f"demo: {name}")
         start = time.perf_counter()
         try:
             yield
@@ -62,7 +62,7 @@ class Stages:
             self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.set_description("demo")
+        self.bar.set_description_str("demo")
         self.bar.close()
 
 

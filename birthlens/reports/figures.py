@@ -146,7 +146,7 @@ def score_heatmaps(scores: dict, title: str = "", highlight: dict | None = None)
         if head is not None:
             ax.add_patch(Rectangle((head[1], head[0]), 1, 1, fill=False, edgecolor="#ff3b30", linewidth=2))
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, parse_math=False)
     alt = f"{title}: " if title else ""
     return to_image(fig, alt + "heatmaps of " + ", ".join(SCORE_TITLES[n] for n in names) + " over layers and heads")
 

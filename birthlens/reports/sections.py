@@ -154,6 +154,27 @@ def comparison(data: ReportData) -> dict | None:
     return {"columns": columns, "rows": rows}
 
 
+# ---- the paper's claims, as measured (issue 7's claims.json) ---------------------
+
+VERDICT_CLASSES = {"holds": "ok", "holds with caveat": "caveat", "does not hold": "bad", "not measured": "na"}
+
+
+def claims(data: ReportData) -> dict | None:
+    rows = (data.claims or {}).get("claims") if isinstance(data.claims, dict) else None
+    if not rows:
+        return None
+    out = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        verdict = str(row.get("verdict", "not measured"))
+        out.append({"id": row.get("id", ""), "claim": row.get("claim", ""), "verdict": verdict,
+                    "css": VERDICT_CLASSES.get(verdict, "na"), "measured": row.get("measured", ""),
+                    "n_seeds": row.get("n_seeds"), "note": row.get("note", ""), "scale": row.get("scale", "")})  # fmt: skip
+    meta = {key: data.claims.get(key) for key in ("scale", "seeds", "updated") if data.claims.get(key) is not None}
+    return {"rows": out, "meta": meta} if out else None
+
+
 # ---- birth over training ------------------------------------------------------------
 
 
@@ -308,6 +329,7 @@ def ablation(data: ReportData) -> dict | None:
 
 SECTIONS: tuple[tuple[str, str, Callable[[ReportData], dict | None]], ...] = (
     ("summary", "Summary", summary),
+    ("claims", "The paper's claims, as measured", claims),
     ("comparison", "Side by side", comparison),
     ("birth", "The birth of the induction head", birth),
     ("heatmaps", "Attention scores over layers and heads", heatmaps),
