@@ -154,7 +154,12 @@ def test_all_experiments_end_to_end_on_a_tiny_scale(tmp_path, monkeypatch):
     assert all(c.verdict in VERDICTS and c.measured and c.n_seeds == 1 for c in claims)
     assert [c.id for c in load_claims(tmp_path / "claims.json")] == ["1", "2", "2b", "3", "4"]
     document = json.loads((tmp_path / "claims.json").read_text())
-    assert document["scale"] == "tiny" and document["seeds"] == 1 and document["wall_s"] > 0
+    assert document["scale"] == "tiny" and document["seeds"] == 1
+    assert document["invocations"][-1]["trained"] == 9 and document["invocations"][-1]["wall_s"] > 0
+    again = run_experiments(["top-down"], scale="tiny", out=tmp_path, seeds=1, workers=1, quiet=True)
+    assert [c.id for c in again] == ["1", "2", "2b", "3", "4"]  # one experiment rerun keeps the other rows
+    invocations = json.loads((tmp_path / "claims.json").read_text())["invocations"]
+    assert [(i["trained"], i["skipped"]) for i in invocations] == [(9, 0), (0, 1)]
     assert len(read_table(tmp_path / "runs")) == 2 + 1 + 2 + 4  # global, baseline, freezing, data (K=1, 3, random, bigram)
 
 
@@ -196,3 +201,25 @@ def test_cli_errors_are_one_line_with_exit_2(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_paper_scale_uses_the_papers_sizes():
+    scale = scales.get_scale("paper")
+    specs = [s for e in EXPERIMENTS.values() for s in e.specs(scale, [0])]
+    assert specs
+    for spec in specs:
+        spec.config.check()
+        assert spec.config.model.d_model == 256 and spec.config.batch_size == 512 and spec.config.task.seq_len == 256
+    simplified = [s for s in specs if s.config.model.variant == "simplified" and not s.config.model.feed_forward]
+    assert all(s.config.optimizer == "sgd" and s.config.momentum == 0.9 for s in simplified)
+
+
+def test_small_scale_is_the_quick_preset_with_checkpoints_at_every_evaluation():
+    from birthlens.models.training import preset
+
+    scale = scales.get_scale("small")
+    quick = preset("quick")
+    for spec in EXPERIMENTS["top-down"].specs(scale, [0, 1, 2]):
+        c = spec.config
+        assert spec.record and c.checkpoint_every == c.eval_every
+        assert (c.model, c.task, c.optimizer, c.lr, c.batch_size, c.steps) == (quick.model, quick.task, quick.optimizer, quick.lr, quick.batch_size, quick.steps)

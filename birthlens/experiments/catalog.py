@@ -50,6 +50,11 @@ def _fmt(values, digits: int = 2) -> str:
     return "[" + ", ".join(one(v) for v in values) + "]"
 
 
+def _mean(values, digits: int = 2) -> str:
+    known = [v for v in values if v is not None]
+    return f"{mean(known):.{digits}f}" if known else "-"
+
+
 def _metrics(root: Path, name: str) -> tuple[list[int], dict[str, list]]:
     rows = Run(Path(root) / name).read_metrics()
     keys = {key for row in rows for key in row}
@@ -116,6 +121,21 @@ def baseline_specs(scale: Scale, seeds: list[int]) -> list[RunSpec]:
             for seed in seeds]
 
 
+def _negated(values: list) -> list:
+    return [None if v is None else -v for v in values]
+
+
+def optimizer_note(scale: Scale) -> str:
+    """Top-down timing is an argument about gradient steps; say which optimizer made them."""
+    c = scale.base
+    text = f"optimizer {c.optimizer} (lr {c.lr:g}"
+    text += f", momentum {c.momentum:g})" if c.optimizer == "sgd" else ")"
+    if c.optimizer != "sgd":
+        text += ("; the paper's analysis is for SGD: Adam rescales each coordinate's step, so a matrix with a tiny "
+                 "gradient (W_K^2 while W_O^2 is small) still moves at full speed")
+    return text
+
+
 def memory_times(root: Path, name: str) -> dict:
     """Halfway steps of the three memories of one recorded run, and its ICL milestones."""
     steps, r = _recording(root, name)
@@ -124,6 +144,10 @@ def memory_times(root: Path, name: str) -> dict:
         "t_wo2": half_final_step(steps, r["wo2_recall"]),
         "t_wk2": half_final_step(steps, r["wk2_recall"]),
         "t_wk1": half_final_step(steps, r["wk1_recall"]),
+        # Recall is top-1, so it sees a matrix's direction, not its size; when attention
+        # sharpens says when a key memory is strong enough to act.
+        "t_attn2": half_final_step(steps, _negated(r["attn2_entropy"])),
+        "t_attn1": half_final_step(steps, _negated(r["attn1_entropy"])),
         "final_wo2": final_value(steps, r["wo2_recall"]),
         "final_wk2": final_value(steps, r["wk2_recall"]),
         "final_wk1": final_value(steps, r["wk1_recall"]),
@@ -139,7 +163,11 @@ def top_down_analyse(root: Path, scale: Scale, seeds: list[int], **_) -> list[Cl
         f"s{r['seed']} {_fmt([r['t_wo2'], r['t_wk2'], r['t_wk1']])}" for r in per_seed)
     measured += "; final recalls " + "; ".join(
         f"s{r['seed']} {_fmt([r['final_wo2'], r['final_wk2'], r['final_wk1']])}" for r in per_seed)
-    return [Claim("2", "top-down", verdict, measured, len(seeds), note + f"; evaluation every {scale.record_every} steps",
+    measured += "; attention entropy halfway down (layer 2, layer 1): " + "; ".join(
+        f"s{r['seed']} {_fmt([r['t_attn2'], r['t_attn1']])}" for r in per_seed)
+    note += (f"; evaluation every {scale.record_every} steps; W_K^2 recall is over the {scale.base.task.k} fixed triggers "
+             f"(as in the paper's code), top-1 among {scale.base.task.k} candidates; {optimizer_note(scale)}")
+    return [Claim("2", "top-down", verdict, measured, len(seeds), note,
                   scale.name, figures={"per_seed": per_seed, "record_every": scale.record_every})]
 
 
@@ -162,6 +190,7 @@ def bag_of_words_analyse(root: Path, scale: Scale, seeds: list[int], **_) -> lis
     measured = (f"layer-2 attention entropy / uniform when W_O^2 is halfway: {_fmt([r['entropy_at_wo2'] for r in per_seed])} "
                 f"(W_O^2 recall there {_fmt([r['wo2_at_t'] for r in per_seed])}, steps {_fmt([r['t_wo2'] for r in per_seed])}); "
                 f"at the end: entropy {_fmt([r['final_entropy'] for r in per_seed])}, recall {_fmt([r['final_wo2'] for r in per_seed])}")
+    note += f"; {optimizer_note(scale)}"
     return [Claim("3", "output-before-attention", verdict, measured, len(seeds), note, scale.name, figures={"per_seed": per_seed})]
 
 
@@ -198,6 +227,7 @@ def freezing_analyse(root: Path, scale: Scale, seeds: list[int], **_) -> list[Cl
     measured = "mean halfway steps (W_O^2, W_K^2, W_K^1; ICL acc 0.9): " + "; ".join(
         f"{label[c]} ({avg(rows, 't_wo2')}, {avg(rows, 't_wk2')}, {avg(rows, 't_wk1')}; {avg(rows, 'step_icl_0.9')})"
         for c, rows in runs.items())
+    note += f"; {optimizer_note(scale)}"
     return [Claim("2b", "freezing", verdict, measured, len(seeds), note, scale.name,
                   figures={"runs": runs, "freeze_steps": scale.freeze_steps, "tolerance": tolerance})]
 
@@ -227,22 +257,38 @@ def data_specs(scale: Scale, seeds: list[int]) -> list[RunSpec]:
     return list(specs.values())
 
 
-def data_analyse(root: Path, scale: Scale, seeds: list[int], **_) -> list[Claim]:
+def output_memory_split(run_dir: Path, device: str = "cpu") -> tuple[float | None, float | None]:
+    """W_O^2 recall at the last checkpoint over the tokens seen as outputs in training, and
+    over the held-out ones: why a model does or does not copy unseen outputs."""
+    from birthlens.datasets import BigramTask
+    from birthlens.models.checkpoints import find_checkpoint, load_checkpoint_model
+    from birthlens.probes.memory import ov_recall
+
+    config = Run(run_dir).read_config()
+    task = BigramTask(config.task)
+    model = load_checkpoint_model(find_checkpoint(run_dir), device=device)
+    return (ov_recall(model, (1, 0), tokens=task.train_outputs).value, ov_recall(model, (1, 0), tokens=task.test_outputs).value)
+
+
+def data_analyse(root: Path, scale: Scale, seeds: list[int], device: str = "cpu", **_) -> list[Claim]:
     configs = []
     for label, factor, level, _ in _data_configs(scale):
-        steps_09, ood, icl = [], [], []
+        steps_09, ood, icl, memory = [], [], [], []
         for seed in seeds:
             steps, m = _metrics(root, f"data-{label}-s{seed}")
             steps_09.append(first_step_at_least(steps, m["icl_accuracy"], 0.9))
             ood.append(final_value(steps, m["ood_icl_accuracy"]))
             icl.append(final_value(steps, m["icl_accuracy"]))
-        configs.append({"label": label, "factor": factor, "level": level, "steps_to_09": steps_09, "ood_acc": ood, "icl_acc": icl})
+            memory.append(output_memory_split(root / f"data-{label}-s{seed}", device))
+        configs.append({"label": label, "factor": factor, "level": level, "steps_to_09": steps_09, "ood_acc": ood, "icl_acc": icl,
+                        "wo2_recall_seen": [x[0] for x in memory], "wo2_recall_held_out": [x[1] for x in memory]})
     never = scale.base.steps + scale.eval_every
     verdict, note = V.data_distribution_verdict(configs, never=never, min_gap=scale.eval_every)
     unique = list({c["label"]: c for c in configs}.values())
     measured = "steps to ICL acc 0.9 (per seed, - = not within {}), final ICL / OOD acc (mean): ".format(scale.base.steps) + "; ".join(
-        f"{c['label']} {_fmt(c['steps_to_09'])} {mean(x for x in c['icl_acc'] if x is not None):.2f} / "
-        f"{mean(x for x in c['ood_acc'] if x is not None):.2f}" for c in unique)
+        f"{c['label']} {_fmt(c['steps_to_09'])} {_mean(c['icl_acc'])} / {_mean(c['ood_acc'])}" for c in unique)
+    measured += "; W_O^2 recall on seen / held-out outputs (mean): " + ", ".join(
+        f"{c['label']} {_mean(c['wo2_recall_seen'])} / {_mean(c['wo2_recall_held_out'])}" for c in unique)
     return [Claim("4", "data-distribution", verdict, measured, len(seeds), note, scale.name,
                   figures={"configs": configs, "never": never})]
 

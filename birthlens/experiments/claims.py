@@ -6,7 +6,8 @@
 
 ``claims.json`` is what reports read:
 
-    {"format_version": 1, "scale": "small", "seeds": 3, "wall_s": 1234.5, "updated": "...",
+    {"format_version": 1, "scale": "small", "seeds": 3, "device": "cpu", "workers": 2, "updated": "...",
+     "invocations": [{"started": "...", "experiments": [...], "wall_s": 2048.0, "trained": 33, "skipped": 0}, ...],
      "claims": [{"id": "1", "claim": "...", "experiment": "global-first",
                  "verdict": "holds" | "does not hold" | "holds with caveat" | "not measured",
                  "measured": "one line of figures", "n_seeds": 3, "note": "...",
@@ -76,19 +77,25 @@ def _order(claim: Claim) -> tuple:
     return (CLAIM_ORDER.index(claim.id) if claim.id in CLAIM_ORDER else len(CLAIM_ORDER), claim.id)
 
 
-def write_claims(path: Path, claims: list[Claim], **meta) -> list[Claim]:
+def write_claims(path: Path, claims: list[Claim], invocation: dict | None = None, **meta) -> list[Claim]:
     """Merge ``claims`` into ``path`` by id (new rows win) and write it atomically.
 
-    ``meta`` (scale, seeds, wall_s, device, ...) goes to the top level of the file.
+    ``meta`` (scale, seeds, device, ...) goes to the top level of the file; ``invocation``
+    (what one command did: wall_s, runs trained / skipped) is appended to the file's
+    ``invocations`` list, so a rerun that only re-measures keeps the first run's time.
     Returns every claim now in the file, in table order.
     """
     path = Path(path)
     merged = {c.id: c for c in (load_claims(path) if path.is_file() else [])}
     merged.update({c.id: c for c in claims})
     rows = sorted(merged.values(), key=_order)
+    invocations = json.loads(path.read_text()).get("invocations", []) if path.is_file() else []
+    if invocation is not None:
+        invocations.append(invocation)
     document = {
         "format_version": FORMAT_VERSION,
         **meta,
+        "invocations": invocations,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "claims": [c.to_dict() for c in rows],
     }

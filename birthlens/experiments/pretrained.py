@@ -50,5 +50,5 @@ def pretrained_claim(spec: str = "smollm2-135m", device: str = "cpu", scale: str
         "induction_loss": {"first_half": loss.first_half, "second_half": loss.second_half},
         "prompts": {"length": PROMPT_LENGTH, "n": N_PROMPTS, "seed": seed},
     }
-    note += f"; one model, {N_PROMPTS} prompts [BOS] A A with |A| = {PROMPT_LENGTH} (n_seeds = prompt seeds)"
+    note += f"; one model, one prompt seed: {N_PROMPTS} prompts [BOS] A A with |A| = {PROMPT_LENGTH}"
     return Claim("5", "pretrained", verdict, measured, 1, note, scale, figures=figures)

@@ -59,10 +59,9 @@ def run_experiments(
         raise BirthlensError(f"--seeds {n_seeds}: need at least one seed")
     seed_list = list(range(n_seeds))
     out = Path(out)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     runs = [run for name in chosen for run in EXPERIMENTS[name].specs(spec, seed_list)]
-    if runs:
-        run_sweep(runs, out / RUNS_DIR, workers=workers, device=device, threads=threads, quiet=quiet)
+    rows = run_sweep(runs, out / RUNS_DIR, workers=workers, device=device, threads=threads, quiet=quiet) if runs else []
     claims = []
     if threads:
         torch.set_num_threads(threads)
@@ -70,6 +69,13 @@ def run_experiments(
         if not quiet:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
         claims += EXPERIMENTS[name].analyse(out / RUNS_DIR, spec, seed_list, device=device)
-    wall = time.perf_counter() - started
-    return write_claims(out / CLAIMS_FILE, claims, scale=scale, seeds=n_seeds, wall_s=round(wall, 1),
-                        device=str(device), workers=workers, experiments=chosen)
+    invocation = {
+        "started": started_at,
+        "experiments": chosen,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "trained": sum(r["status"] in ("trained", "resumed") for r in rows),
+        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "workers": workers,
+        "device": str(device),
+    }
+    return write_claims(out / CLAIMS_FILE, claims, invocation=invocation, scale=scale, seeds=n_seeds)
