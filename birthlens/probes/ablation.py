@@ -138,7 +138,7 @@ class AblationSweep:
     method: str
     metric: str
     baseline: float
-    ablated: torch.Tensor  # (n_layers, n_heads) or (n_layers,), on the CPU
+    ablated: torch.Tensor  # (n_layers, n_heads) or (n_layers,), float64 on the CPU; NaN: not swept
     mean_over: str | None = None
     note: str | None = None
     data: dict = field(default_factory=dict)
@@ -273,7 +273,7 @@ def ablation_sweep(
         method=method,
         metric=scorer.metric,
         baseline=baseline,
-        ablated=fill_table(model, site, components, ablated.float()),
+        ablated=fill_table(model, site, components, ablated),
         mean_over=mean_over if method == "mean" else None,
         note=metric_note(model, scorer.metric),
         data=_describe(scorer, method, reference),

@@ -153,11 +153,26 @@ def bytes_per_copy(model, batch: int, seq_len: int) -> int:
     """A rough peak of activation memory for one copy of the batch inside one block."""
     cfg = model.cfg
     per_token = 3 * cfg.n_heads * seq_len + 8 * cfg.d_model + 3 * (cfg.d_mlp or 0) + 4 * cfg.n_heads * cfg.d_head
-    return 4 * batch * seq_len * per_token + 4 * batch * seq_len * cfg.d_model * (cfg.n_layers + 2)
+    return 4 * batch * seq_len * per_token
 
 
 def copies_per_pass(model, batch: int, seq_len: int, memory: int | None = None) -> int:
     return max(1, (memory or DEFAULT_MEMORY) // bytes_per_copy(model, batch, seq_len))
+
+
+def passes(starts: Sequence[int], copies: int) -> list[list[int]]:
+    """Variant indices grouped into passes: variants that start at the same block share
+    passes of at most ``copies``, split evenly (9 heads at 7 a pass: 5 + 4, not 7 + 2)."""
+    by_start: dict[int, list[int]] = defaultdict(list)
+    for index, start in enumerate(starts):
+        by_start[start].append(index)
+    groups = []
+    for start in sorted(by_start):
+        members = by_start[start]
+        n_passes = -(-len(members) // copies)
+        size = -(-len(members) // n_passes)
+        groups += [members[i : i + size] for i in range(0, len(members), size)]
+    return groups
 
 
 def run_edits(
@@ -168,33 +183,18 @@ def run_edits(
     copies: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """(len(variants),) metric of each variant, ``copies`` variants per forward pass.
+    """(len(variants),) metric of each variant, at most ``copies`` variants per forward pass.
 
-    Variants are grouped by the block they start at, so each pass starts as late as it can.
+    A pass holds variants that start at the same block, so none of them recomputes a block
+    it does not change.
     """
     if copies is None:
         copies = copies_per_pass(model, base.batch_size, base.tokens.shape[1])
-    n_layers = model.cfg.n_layers
-    order = sorted(range(len(variants)), key=lambda i: start_layer(variants[i], n_layers))
+    starts = [start_layer(variant, model.cfg.n_layers) for variant in variants]
     values = torch.empty(len(variants), dtype=torch.float64)
-    for first in range(0, len(order), copies):
-        group = order[first : first + copies]
+    for group in passes(starts, copies):
         final = edited_final(model, base, [variants[i] for i in group])
         values[group] = scorer(final, len(group)).double()
         if progress is not None:
             progress(len(group))
     return values
-
-
-@torch.inference_mode()
-def capture(model, tokens: torch.Tensor, names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """The activations at hook ``names`` of one plain pass over ``tokens`` (no unembedding)."""
-    store: dict[str, torch.Tensor] = {}
-    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(name, _keep(store)) for name in sorted(set(names))])
-    return store
-
-
-def component_activation(acts: dict[str, torch.Tensor], component: Component) -> torch.Tensor:
-    """(batch, pos, d) activation of one component from ``capture``d hooks."""
-    act = acts[component.hook_name]
-    return act if component.head is None else act[:, :, component.head]

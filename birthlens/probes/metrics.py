@@ -59,9 +59,12 @@ def check_metric(name: str) -> str:
     return name
 
 
-def auto_metric(model) -> str:
-    """In-context accuracy for models that speak the synthetic task (the toy), else second-copy loss."""
-    return "icl_accuracy" if speaks_task(model) else "second_copy_loss"
+def auto_metric(model, data: str | None = None) -> str:
+    """The metric of ``data`` (second-copy loss on repeated prompts, in-context accuracy on the
+    task); without data, in-context accuracy for models that speak the task (the toy)."""
+    if data is None:
+        data = "task" if speaks_task(model) else "repeated"
+    return "icl_accuracy" if data == "task" else "second_copy_loss"
 
 
 def default_data(metric: str) -> str:
@@ -154,9 +157,12 @@ def make_scorer(
     seed: int = 0,
     task=None,
 ) -> Scorer:
-    """A Scorer for ``metric`` ("auto": see ``auto_metric``) on ``pair``, or on a pair drawn
-    from ``data`` ("repeated" or "task"; default: the metric's own)."""
-    metric = auto_metric(model) if metric == "auto" else check_metric(metric)
+    """A Scorer for ``metric`` on ``pair``, or on a pair drawn from ``data`` ("repeated" or
+    "task"; default: the metric's own). "auto" picks the metric from the data, or from the
+    model when neither is given (see ``auto_metric``)."""
+    if metric == "auto":
+        metric = auto_metric(model, pair.kind if pair is not None else data)
+    check_metric(metric)
     if pair is None:
         pair = draw_pair(model, data or default_data(metric), batch_size=batch_size, seed=seed, length=length, task=task)
     return Scorer(model, pair, metric)

@@ -241,9 +241,9 @@ def patching_sweep(
     else:
         variants = [[Edit(c, acts[c], where)] for c in components]
     with tqdm(total=len(variants), desc="patch", unit="run", disable=not progress) as bar:
-        values = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update).float()
+        values = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update)
     if per_position:
-        rows = torch.full((len(components), n), float("nan"))
+        rows = torch.full((len(components), n), float("nan"), dtype=values.dtype)
         rows[:, swept] = values.view(len(components), len(swept))
         values = rows
     patched = fill_table(model, site, components, values)
