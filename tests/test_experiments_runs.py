@@ -48,6 +48,16 @@ TINY_SCALE = Scale(
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Like the sweep's workers: on a busy 2-core machine, two torch threads run the tiny
+    # model many times slower than one (bench/bench_experiments.py).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def set_k(config, factor, value):
     return replace(config, task=replace(config.task, k=value))
 
