@@ -42,6 +42,9 @@ class ToyConfig:
     n_ctx: int = 256
     d_vocab: int = 65
     feed_forward: bool = False  # simplified only: linear feed-forward after layer 1
+    # simplified only: divide attention scores by sqrt(d_head) as TransformerLens does by
+    # default. The paper's model uses plain x_t^T W_K x_s, which sharpens much faster.
+    scaled_attention: bool = False
     n_layers: int = 2  # full only (simplified is always 2 layers, 1 head)
     n_heads: int = 1  # full only
     d_mlp: int = 1024  # full only
@@ -85,6 +88,7 @@ def hooked_config(config: ToyConfig) -> HookedTransformerConfig:
             normalization_type=None,
             positional_embedding_type="standard",
             default_prepend_bos=False,
+            use_attn_scale=config.scaled_attention,
         )
     return HookedTransformerConfig(
         model_name="birthlens-toy-full",

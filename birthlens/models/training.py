@@ -103,7 +103,7 @@ PRESETS: dict[str, TrainConfig] = {
         task=TaskConfig(k=5, fixed_triggers=True, seq_len=64),
         model=ToyConfig(variant="simplified", d_model=128, n_ctx=64),
         optimizer="adamw",
-        lr=3e-2,
+        lr=1e-2,
         weight_decay=0.0,
         batch_size=64,
         steps=400,
