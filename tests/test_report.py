@@ -274,6 +274,7 @@ def test_report_cli_errors(tmp_path, capsys):
         ([str(bad)], "not a JSON file"),
         ([str(unknown)], "unknown JSON"),
         ([str(orphan)], "needs its model"),
+        ([str(probe), str(orphan)], "is none of this report's models"),
         (["no-such-model-spec"], "unknown model spec"),
     ]
     for inputs, message in cases:

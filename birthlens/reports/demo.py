@@ -91,20 +91,24 @@ def ablation_api():
 
 
 def ablate_entry(model, entry, *, sweep: bool, quick: bool, task=None) -> None:
-    """Mean-ablate the entry's induction head (with the metric that suits the model: in-context
-    accuracy on the toy, second-copy loss on a language model) and, with ``sweep``, every head
-    alone. A sweep over SmolLM2's 270 heads costs minutes on a CPU, so the demo sweeps the toy only."""
+    """Mean-ablate the entry's induction head I, then its previous-token head P, each alone
+    (metric: in-context accuracy on the toy, second-copy loss on a language model) and, with
+    ``sweep``, every head alone. A sweep over SmolLM2's 270 heads costs minutes on a CPU,
+    so the demo sweeps the toy only."""
     api = ablation_api()
     if api is None:
         return
     ablate, ablation_sweep = api
-    head = tuple(entry.probe["memory_recall"]["induction_head"])
+    memory = entry.probe["memory_recall"]
     kwargs = {}
     if quick:
         kwargs = {"batch_size": 16} if task is not None else {"batch_size": 2, "length": 12}
     if task is not None:
         kwargs["task"] = task
-    result = {"model": entry.name, "ablation": ablate(model, [head], method="mean", **kwargs).to_dict()}
+    result = {"model": entry.name}
+    for role in ("induction_head", "prev_head"):
+        if memory.get(role) is not None:
+            result[f"ablate_{role}"] = ablate(model, [tuple(memory[role])], method="mean", **kwargs).to_dict()
     if sweep:
         result["sweep"] = ablation_sweep(model, method="mean", **kwargs).to_dict()
     entry.ablation = result

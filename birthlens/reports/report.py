@@ -68,13 +68,23 @@ def _same_model(entry: ModelEntry, name: str) -> bool:
 
 
 def attach_ablation(models: list[ModelEntry], ablation: dict, source: str, before: int) -> None:
-    """Give an ablation/patching result to the model it names; failing that, to the model
-    given just before it on the command line (or the first one, if it came first)."""
+    """Give an ablation/patching result to the model it names (``birthlens ablate --json``
+    writes the spec it ran on); one that names none goes to the model given just before it
+    on the command line (or the first one, if it came first)."""
     if not models:
         raise BirthlensError(f"{source}: an ablation or patching result needs its model (run folder, spec or probe JSON) in the same report")
     name = ablation.get("model")
-    matches = [m for m in models if isinstance(name, str) and _same_model(m, name)]
-    target = matches[-1] if matches else models[max(before - 1, 0)]
+    if isinstance(name, str):
+        matches = [m for m in models if _same_model(m, name)]
+        if not matches:
+            known = ", ".join(m.name for m in models)
+            raise BirthlensError(
+                f"{source}: its model {name!r} is none of this report's models ({known}); "
+                "give that model's run folder, spec or probe JSON too"
+            )
+        target = matches[-1]
+    else:
+        target = models[max(before - 1, 0)]
     if target.ablation is None:
         target.ablation = ablation
     else:  # several results for one model: keep them all, in order

@@ -28,8 +28,8 @@ N_TOP = 5
 
 @dataclass
 class ReportData:
-    """Everything one report shows. ``models`` marked ``detail=False`` in ``compare_only``
-    appear only in the comparison table (e.g. the toy at early steps)."""
+    """Everything one report shows. ``compare_only`` models appear in the comparison
+    table only (the toy at early steps, next to its final checkpoint in ``models``)."""
 
     title: str = "birthlens report"
     models: list[ModelEntry] = field(default_factory=list)
@@ -113,9 +113,8 @@ def summary(data: ReportData) -> dict | None:
 # ---- comparison across models ---------------------------------------------------
 
 
-def _recall(entry: ModelEntry, name: str):
-    recall = (entry.probe.get("memory_recall") or {}).get(name) or {}
-    return recall.get("value"), recall.get("reason")
+def _recall(entry: ModelEntry, name: str) -> float | None:
+    return ((entry.probe.get("memory_recall") or {}).get(name) or {}).get("value")
 
 
 def comparison(data: ReportData) -> dict | None:
@@ -137,16 +136,17 @@ def comparison(data: ReportData) -> dict | None:
     losses = [e.probe.get("induction_loss") or {} for e in entries]
     row("induction loss, first copy (nats)", [loss.get("first_half") for loss in losses])
     row("induction loss, second copy (nats)", [loss.get("second_half") for loss in losses])
-    row("OV recall of the induction head (I)", [_recall(e, "ov")[0] for e in entries], "W_O² in the toy")
-    row("QK recall between the pair (P → I)", [_recall(e, "qk")[0] for e in entries], "W_K² in the toy")
+    row("OV recall of the induction head (I)", [_recall(e, "ov") for e in entries], "W_O² in the toy")
+    row("QK recall between the pair (P → I)", [_recall(e, "qk") for e in entries], "W_K² in the toy")
     pairs = [(e.probe.get("memory_recall") or {}) for e in entries]
     row("pair read (P → I)", [f"{head_name(m.get('prev_head'))} → {head_name(m.get('induction_head'))}" if m.get("induction_head") else None for m in pairs])
-    effects = []
-    for e in entries:
-        ind = (e.probe.get("memory_recall") or {}).get("induction_head") or (e.top_head("induction") or [None])[:2]
-        effect = head_effect(e.ablation, ind) if e.ablation else None
-        effects.append(f"{effect[0]:+.3f} {effect[1]}" if effect else None)
-    row("ablating the induction head: change in metric", effects)
+    for role, label in (("induction_head", "ablating I: change in metric"), ("prev_head", "ablating P: change in metric")):
+        effects = []
+        for e in entries:
+            head = (e.probe.get("memory_recall") or {}).get(role)
+            effect = head_effect(e.ablation, head) if e.ablation and head else None
+            effects.append(f"{effect[0]:+.3f} {effect[1]}" if effect else None)
+        row(label, effects)
     tasks = [e.probe.get("task") or {} for e in entries]
     row("in-context accuracy (trigger task)", [t.get("icl_accuracy") for t in tasks])
     row("  previous-token attention probe of P", [t.get("prev_token_probe") for t in tasks], "on the trigger task")
