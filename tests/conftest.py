@@ -22,3 +22,13 @@ def smollm2():
     import birthlens
 
     return birthlens.load("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """A run folder of the quick preset, trained once per test session (about a minute)."""
+    from birthlens.models.training import preset, train
+
+    out = tmp_path_factory.mktemp("quick") / "run"
+    train(preset("quick"), out, quiet=True)
+    return out

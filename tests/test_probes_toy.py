@@ -1,6 +1,4 @@
-"""Probes on a trained toy: the lead's runs/quick when present, else (slow) a fresh quick run."""
-
-from pathlib import Path
+"""Probes on a trained quick toy run (the session's `quick_run`)."""
 
 import pytest
 
@@ -16,24 +14,10 @@ from birthlens.probes import (
 )
 from birthlens.probes.reference import detect_head_scores, spearman
 
-RUN = Path(__file__).resolve().parents[1] / "runs" / "quick"
-QUICK_TASK_NOTE = (
-    "the quick preset trains 5 fixed triggers for 400 steps: W_K^2 learns keys for the triggers "
-    "only and W_K^1 the first ~32 positions, so random [A A] prompts score lower than a full induction head"
-)
-
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, request):
-    if (RUN / "config.json").is_file():
-        return RUN
-    if not request.config.getoption("--runslow"):
-        pytest.skip("no trained run at runs/quick (train one with `birthlens train --preset quick --out runs/quick`, or pass --runslow)")
-    from birthlens.models.training import preset, train
-
-    out = tmp_path_factory.mktemp("quick")
-    train(preset("quick"), out, quiet=True)
-    return out
+def run_dir(quick_run):
+    return quick_run
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +66,3 @@ def test_probe_all_on_the_run(toy, task):
     result = probe_all(toy, task=task, task_batch_size=32)
     assert result.memory.prev_head == (0, 0) and result.memory.induction_head == (1, 0)
     assert result.task.icl_accuracy > 0.9
-
-
-@pytest.mark.xfail(reason=QUICK_TASK_NOTE, strict=False)
-def test_issue_thresholds_on_random_prompts(toy):
-    scores = attention_scores(toy, batch_size=16)
-    assert scores.prev_token[0, 0] > 0.9
-    assert scores.induction[1, 0] > 0.8
