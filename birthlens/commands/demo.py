@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         help="the main job: train the toy, watch its induction head form, compare with SmolLM2",
         description="Train the quick toy model, probe every checkpoint (the birth of its induction head), "
         "load SmolLM2-135M offline, probe and ablate both, and write DIR/report.html (plus DIR/report.json, "
-        "which `birthlens report` re-renders). About 5 minutes on 2 CPU cores. Running it again into the "
+        "which `birthlens report` re-renders). Under 10 minutes on 2 CPU cores. Running it again into the "
         "same DIR reuses the trained run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """The one-command demo: train the toy, watch its induction head being born, set it beside SmolLM2.
 
-    result = run_demo(Path("demo-out"))          # about 5 minutes on 2 CPU cores
+    result = run_demo(Path("demo-out"))          # under 10 minutes on 2 CPU cores
     result.report                                # demo-out/report.html
     print("\\n".join(result.summary))             # five lines
     result.timings                               # seconds per stage
