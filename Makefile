@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.birthlens-installed
 OUT ?= demo-out
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup browser demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -21,10 +21,17 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/birthlens demo --out $(OUT)
 
-test: setup
+# The browser tests open a report in Debian's headless Chromium; they skip without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+	    else echo "chromium not found and cannot install it here: browser tests will skip"; fi; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/python -m pytest -q --runslow
 
 bench: setup
