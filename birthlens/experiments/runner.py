@@ -67,7 +67,7 @@ def run_experiments(
         torch.set_num_threads(threads)
     for name in chosen:
         if not quiet:
-            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            print(f"measuring {name}: {EXPERIMENTS[name].summary}", file=sys.stderr, flush=True)
         claims += EXPERIMENTS[name].analyse(out / RUNS_DIR, spec, seed_list, device=device)
     invocation = {
         "started": started_at,

@@ -71,6 +71,9 @@ def global_first_verdict(per_seed: Sequence[dict]) -> tuple[str, str]:
     unreached = [f"{r['model']} s{r['seed']}" for r, o in zip(per_seed, outcomes) if o == UNRESOLVED]
     if unreached:
         note += f"; in-context accuracy never reached 0.5 in {', '.join(unreached)}"
+    reversed_ = [f"{r['model']} s{r['seed']}" for r, o in zip(per_seed, outcomes) if o == CONTRADICTS]
+    if reversed_:
+        note += f"; in-context accuracy reached 0.5 first (or at the same step) in {', '.join(reversed_)}"
     return tally(outcomes), note
 
 
@@ -159,7 +162,8 @@ def freezing_outcomes(
 def freezing_verdict(baseline, frozen_wk1, frozen_wo2, freeze_step: int, tolerance: int) -> tuple[str, str]:
     outcomes = freezing_outcomes(baseline, frozen_wk1, frozen_wo2, freeze_step, tolerance)
     note = (f"W_K^1 frozen, W_O^2 on time (+{tolerance} steps): {_count(outcomes['wk1_frozen'])}; "
-            f"W_O^2 frozen to step {freeze_step}, no key memory halfway before release: {_count(outcomes['wo2_frozen'])}")
+            f"W_O^2 frozen to step {freeze_step}, no key memory halfway before release: {_count(outcomes['wo2_frozen'])} "
+            "(W_K^2 gets an exactly zero gradient while W_O^2 = 0, so only W_K^1's wait is informative)")
     return tally(outcomes["wk1_frozen"] + outcomes["wo2_frozen"]), note
 
 
