@@ -58,6 +58,9 @@ class ToyConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise BirthlensError(f"unknown model options {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        # Configs written before the option existed described TransformerLens's scaled scores.
+        values.setdefault("scaled_attention", True)
         return cls(**values)
 
     def check(self) -> None:
