@@ -67,3 +67,28 @@ __all__ = [
     "strongest_pair",
     "task_metrics",
 ]
+
+# Interventions: ablation, activation patching, path patching (issue 5).
+from birthlens.probes.ablation import AblationResult, AblationSweep, ablate, ablation_sweep  # noqa: E402
+from birthlens.probes.components import Component, parse_components  # noqa: E402
+from birthlens.probes.pairs import PromptPair, repeated_pair, task_pair  # noqa: E402
+from birthlens.probes.patching import PatchingSweep, PatchResult, patch, patching_sweep  # noqa: E402
+from birthlens.probes.path_patching import PathResult, path_patch  # noqa: E402
+
+__all__ += [
+    "AblationResult",
+    "AblationSweep",
+    "Component",
+    "PatchResult",
+    "PatchingSweep",
+    "PathResult",
+    "PromptPair",
+    "ablate",
+    "ablation_sweep",
+    "parse_components",
+    "patch",
+    "patching_sweep",
+    "path_patch",
+    "repeated_pair",
+    "task_pair",
+]

@@ -198,3 +198,17 @@ def run_edits(
         if progress is not None:
             progress(len(group))
     return values
+
+
+@torch.inference_mode()
+def capture(model, tokens: torch.Tensor, names: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The activations at hook ``names`` of one plain pass over ``tokens`` (no unembedding)."""
+    store: dict[str, torch.Tensor] = {}
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(name, _keep(store)) for name in sorted(set(names))])
+    return store
+
+
+def component_activation(acts: dict[str, torch.Tensor], component: Component) -> torch.Tensor:
+    """(batch, pos, d) activation of one component from ``capture``d hooks."""
+    act = acts[component.hook_name]
+    return act if component.head is None else act[:, :, component.head]

@@ -14,7 +14,7 @@
 
 The scorer works from the residual stream after the last block and unembeds only the
 answer positions, in slices: on a 49k-token vocabulary the full logits of a stacked batch
-would not fit in memory.
+would not fit in memory. (So hooks on ``unembed`` do not fire for it.)
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ class Scorer:
         model = self.model
         if model.cfg.normalization_type is not None:
             resid = model.ln_final(resid)
-        logits = model.unembed(resid.unsqueeze(0)).squeeze(0)
+        # Not model.unembed: it copies the transposed W_U (113 MB on SmolLM2) on every call.
+        logits = torch.addmm(model.b_U, resid, model.W_U)
         return apply_softcap(logits, model.cfg.output_logits_soft_cap)
 
     def __call__(self, final_resid: torch.Tensor, repeats: int = 1) -> torch.Tensor:
