@@ -56,10 +56,11 @@ def test_ablate_follows_a_run_through_its_steps(run, capsys):
 
 def test_ablate_sweep_lists_every_head(run, capsys, tmp_path):
     out = tmp_path / "sweep.json"
-    code, stdout, _ = cli(capsys, "ablate", run, "--sweep", "--metric", "second_copy_loss", "--length", "8", "--json", str(out))
+    code, stdout, _ = cli(capsys, "ablate", run, "--sweep", "--metric", "second_copy_loss", "--length", "8", "--dtype", "bfloat16", "--json", str(out))
     assert code == 0 and "1.0" in stdout and "0.0" in stdout
     payload = json.loads(out.read_text())
     assert len(payload["ablated"]) == 2 and len(payload["delta"][0]) == 1 and payload["baseline"] > 0
+    assert payload["data"]["compute_dtype"] == "bfloat16"
     assert [entry["component"] for entry in payload["top"]] in (["0.0", "1.0"], ["1.0", "0.0"])
 
 
@@ -98,6 +99,7 @@ def test_a_metric_that_does_not_apply_is_labelled(capsys, tmp_path, monkeypatch)
         ["ablate", "{run}", "--heads", "1.0", "--metric", "second_copy_loss", "--data", "task"],
         ["ablate", "{run}", "--heads", "1.0", "--data", "wiki"],
         ["ablate", "{run}", "--heads", "1.0", "--mean-over", "batch"],
+        ["ablate", "{run}", "--heads", "1.0", "--dtype", "float8"],
         ["ablate", "{run}", "--heads", "1.0", "--batch-size", "0"],
         ["ablate", "{run}", "--heads", "1.0", "--json", "/no/such/folder/out.json"],
         ["ablate", "{run}"],

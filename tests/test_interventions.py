@@ -165,6 +165,15 @@ def test_sweep_matches_one_ablation_at_a_time(full_toy, pair):
     assert torch.isnan(partial.ablated[0]).all() and torch.allclose(partial.ablated[1], sweep.ablated[1], atol=1e-5)
 
 
+def test_bfloat16_compute_stays_close_to_float32(full_toy, pair):
+    exact = ablation_sweep(full_toy, method="mean", pair=pair)
+    fast = ablation_sweep(full_toy, method="mean", pair=pair, dtype="bfloat16")
+    assert torch.allclose(fast.ablated, exact.ablated, atol=0.05) and fast.data["compute_dtype"] == "bfloat16"
+    assert ablate(full_toy, [], pair=pair, dtype="bfloat16").delta == 0
+    with pytest.raises(BirthlensError, match="compute dtype"):
+        ablate(full_toy, ["1.0"], pair=pair, dtype="float8")
+
+
 def test_per_position_patching_fills_the_swept_positions(full_toy, pair):
     sweep = patching_sweep(full_toy, site="head", pair=pair, per_position=True, positions=[0, 12, -1])
     assert sweep.patched.shape == (2, 2, 24)

@@ -11,7 +11,7 @@ from birthlens.probes.patching import patch, patching_sweep
 from birthlens.probes.path_patching import path_patch
 
 # A shortened quick run: the induction head forms by then (in-context accuracy above 0.9).
-STEPS = 120
+STEPS = 100
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from birthlens.errors import BirthlensError
 from birthlens.probes.components import Component, parse_components
 from birthlens.probes.effects import entry_name, fill_table, ranked, table_components
 from birthlens.probes.heads import tensor_to_json
-from birthlens.probes.interventions import Edit, capture, component_activation, run_edits, trace
+from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, Scorer, harm, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair, redraw_pair
 from birthlens.probes.prompts import check_tokens
@@ -173,15 +173,23 @@ class AblationSweep:
         }
 
 
-def _setup(model, metric, pair, data, batch_size, length, seed, task) -> Scorer:
-    return make_scorer(model, metric, pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
-
-
-def _describe(scorer: Scorer, method: str, reference) -> dict:
+def _describe(scorer: Scorer, method: str, reference, dtype: str | None) -> dict:
     described = scorer.pair.describe()
     if method != "zero":
         described["reference"] = "given" if reference is not None else f"drawn alike, seed + {REFERENCE_SEED_OFFSET}"
+    if dtype not in (None, "float32"):
+        described["compute_dtype"] = dtype
     return described
+
+
+def _prepare(model, components, method, mean_over, reference, prompts: dict):
+    """The scorer, the plain run, its metric, and each component's replacement."""
+    scorer = make_scorer(model, prompts.pop("metric"), prompts.pop("pair"), **prompts)
+    tokens = scorer.pair.clean
+    ref = None if method == "zero" else reference_tokens(model, scorer.pair, reference, prompts["seed"])
+    values = ablation_values(model, components, method, ref, tokens.shape[0], tokens.shape[1], mean_over)
+    base = trace(model, tokens)
+    return scorer, base, float(scorer(base.final)[0]), values
 
 
 @torch.inference_mode()
@@ -199,6 +207,7 @@ def ablate(
     task=None,
     reference: PromptPair | torch.Tensor | None = None,
     mean_over: str = "position",
+    dtype: str | None = None,
 ) -> AblationResult:
     """Ablate ``components`` together ("1.0", (1, 0), "attn.2", "mlp.3"; or "1.0,0.0") and score.
 
@@ -206,17 +215,15 @@ def ablate(
         ablate(model, "17.4,18.1", method="zero", metric="second_copy_loss", length=50, batch_size=8)
 
     ``pair`` (or ``data`` / ``batch_size`` / ``length`` / ``seed`` / ``task``) gives the
-    prompts; the metric reads their clean half. An empty list ablates nothing.
+    prompts; the metric reads their clean half. An empty list ablates nothing. ``dtype``
+    "bfloat16" runs the passes under autocast (faster on CPU, values move by ~0.01).
     """
     check_method(method)
     components = parse_components(model, components) if isinstance(components, str) else parse_components(model, list(components))
-    scorer = _setup(model, metric, pair, data, batch_size, length, seed, task)
-    tokens = scorer.pair.clean
-    base = trace(model, tokens)
-    baseline = float(scorer(base.final)[0])
-    ref = None if method == "zero" else reference_tokens(model, scorer.pair, reference, seed)
-    values = ablation_values(model, components, method, ref, tokens.shape[0], tokens.shape[1], mean_over)
-    ablated = float(run_edits(model, base, [[Edit(c, values[c]) for c in components]], scorer)[0])
+    prompts = dict(metric=metric, pair=pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
+    with compute_dtype(model, dtype):
+        scorer, base, baseline, values = _prepare(model, components, method, mean_over, reference, prompts)
+        ablated = float(run_edits(model, base, [[Edit(c, values[c]) for c in components]], scorer)[0])
     return AblationResult(
         components=[str(c) for c in components],
         method=method,
@@ -225,7 +232,7 @@ def ablate(
         ablated=ablated,
         mean_over=mean_over if method == "mean" else None,
         note=metric_note(model, scorer.metric),
-        data=_describe(scorer, method, reference),
+        data=_describe(scorer, method, reference, dtype),
     )
 
 
@@ -247,6 +254,7 @@ def ablation_sweep(
     layers: Sequence[int] | None = None,
     copies: int | None = None,
     progress: bool = False,
+    dtype: str | None = None,
 ) -> AblationSweep:
     """Ablate every component of ``site`` ("head", "attn_out", "mlp_out") alone; one table.
 
@@ -255,19 +263,17 @@ def ablation_sweep(
 
     ``layers`` limits the sweep to some layers (the other entries are NaN). ``copies``
     variants (one ablated component each) share a forward pass as stacked copies of the
-    batch; by default as many as fit about 768 MiB of activations.
+    batch; by default as many as fit about 256 MiB of activations. ``dtype="bfloat16"``
+    runs the passes under autocast: about 1.6x faster on CPU, values move by ~0.01.
     """
     check_method(method)
     components = table_components(model, site, layers)
-    scorer = _setup(model, metric, pair, data, batch_size, length, seed, task)
-    tokens = scorer.pair.clean
-    ref = None if method == "zero" else reference_tokens(model, scorer.pair, reference, seed)
-    values = ablation_values(model, components, method, ref, tokens.shape[0], tokens.shape[1], mean_over)
-    base = trace(model, tokens)
-    baseline = float(scorer(base.final)[0])
-    variants = [[Edit(c, values[c])] for c in components]
-    with tqdm(total=len(variants), desc="ablate", unit=site, disable=not progress) as bar:
-        ablated = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update)
+    prompts = dict(metric=metric, pair=pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
+    with compute_dtype(model, dtype):
+        scorer, base, baseline, values = _prepare(model, components, method, mean_over, reference, prompts)
+        variants = [[Edit(c, values[c])] for c in components]
+        with tqdm(total=len(variants), desc="ablate", unit=site, disable=not progress) as bar:
+            ablated = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update)
     return AblationSweep(
         site=site,
         method=method,
@@ -276,5 +282,5 @@ def ablation_sweep(
         ablated=fill_table(model, site, components, ablated),
         mean_over=mean_over if method == "mean" else None,
         note=metric_note(model, scorer.metric),
-        data=_describe(scorer, method, reference),
+        data=_describe(scorer, method, reference, dtype),
     )

@@ -16,15 +16,43 @@ only for the duration of a pass (``model.hooks``).
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Literal, Sequence, get_args
 
 import torch
 
+from birthlens.errors import BirthlensError
 from birthlens.probes.components import EMBED_LAYER, Component
+from birthlens.probes.prompts import model_device
 
-# A pass stacks as many copies of the batch as fit this many bytes of activations.
-DEFAULT_MEMORY = 768 * 2**20
+ComputeDtype = Literal["float32", "bfloat16"]
+COMPUTE_DTYPES: tuple[str, ...] = get_args(ComputeDtype)
+UNKNOWN_DTYPE_ERR = "unknown compute dtype {value!r}; choose one of " + ", ".join(COMPUTE_DTYPES)
+
+# A pass stacks as many copies of the batch as fit this many bytes of activations. Kept
+# small on purpose: past about 32 MiB per tensor the C allocator maps fresh pages for every
+# activation of every block, and faulting them in cost a quarter of the time of a SmolLM2
+# sweep; bigger passes gain little, as the matrix products are already large.
+DEFAULT_MEMORY = 256 * 2**20
+
+
+@contextmanager
+def compute_dtype(model, dtype: str | None = None):
+    """Run the forward passes inside under ``torch.autocast`` to ``dtype`` ("bfloat16"), or as
+    the model is ("float32" or None).
+
+    On CPUs with bfloat16 matrix units this makes a SmolLM2 sweep about 1.6x faster, at the
+    price of metric values that move by about 0.01 nats; use the same dtype for everything
+    you compare.
+    """
+    if dtype not in (None, *COMPUTE_DTYPES):
+        raise BirthlensError(UNKNOWN_DTYPE_ERR.format(value=dtype))
+    if dtype in (None, "float32"):
+        yield
+        return
+    with torch.autocast(device_type=model_device(model).type, dtype=getattr(torch, dtype)):
+        yield
 
 
 @dataclass(frozen=True)

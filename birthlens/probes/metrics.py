@@ -13,8 +13,8 @@
   token at the same position (either kind of data).
 
 The scorer works from the residual stream after the last block and unembeds only the
-answer positions, in slices: on a 49k-token vocabulary the full logits of a stacked batch
-would not fit in memory. (So hooks on ``unembed`` do not fire for it.)
+answer positions, a block of the vocabulary at a time: on a 49k-token vocabulary the full
+logits of a stacked batch would not fit in memory. (So hooks on ``unembed`` do not fire.)
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ NOT_TRAINED_NOTE = (
     "are arbitrary tokens to it; the number only says how much it copies from context"
 )
 
-# Logits per unembedding slice: bounds the scorer's memory (~64 MiB of float32).
-_SLICE_ELEMENTS = 16 * 2**20
+# Logits per block of the vocabulary: 16 MiB of float32, small enough for the C allocator
+# to reuse its memory rather than map and fault in fresh pages for every block.
+_BLOCK_ELEMENTS = 4 * 2**20
 
 
 def check_metric(name: str) -> str:
@@ -118,28 +119,59 @@ class Scorer:
     def n_answers(self) -> int:
         return len(self.rows)
 
-    def _logits(self, resid: torch.Tensor) -> torch.Tensor:
+    def _label_logits(self, resid: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        logits = (resid * model.W_U[:, labels].T).sum(dim=1) + model.b_U[labels]
+        return apply_softcap(logits, model.cfg.output_logits_soft_cap).float()
+
+    @torch.inference_mode()
+    def terms(self, resid: torch.Tensor, clean: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
+        """One metric term per (answer, d_model) row of final residual stream.
+
+        Reads the vocabulary a block of columns at a time, into one reused buffer, with a
+        running log-sum-exp and argmax: one large matrix product per block, and neither a
+        (rows, d_vocab) tensor nor a fresh allocation per block (W_U is used directly, as
+        model.unembed copies its transpose on every call).
+        """
         model = self.model
         if model.cfg.normalization_type is not None:
             resid = model.ln_final(resid)
-        # Not model.unembed: it copies the transposed W_U (113 MB on SmolLM2) on every call.
-        logits = torch.addmm(model.b_U, resid, model.W_U)
-        return apply_softcap(logits, model.cfg.output_logits_soft_cap)
+        if self.metric == "logit_diff":
+            return (self._label_logits(resid, clean) - self._label_logits(resid, corrupted)).double()
+        n, d_vocab, cap = len(resid), model.cfg.d_vocab_out, model.cfg.output_logits_soft_cap
+        width = min(d_vocab, max(1024, _BLOCK_ELEMENTS // max(n, 1)))
+        buffer = torch.empty(n, width, device=resid.device, dtype=resid.dtype)
+        best = torch.full((n,), float("-inf"), device=resid.device)
+        best_index = torch.zeros(n, dtype=torch.long, device=resid.device)
+        total = torch.zeros(n, device=resid.device)  # sum of exp(logit - best)
+        target = torch.zeros(n, device=resid.device)
+        for first in range(0, d_vocab, width):
+            columns = slice(first, min(first + width, d_vocab))
+            logits = buffer if columns.stop - first == width else buffer[:, : columns.stop - first].contiguous()
+            torch.addmm(model.b_U[columns], resid, model.W_U[:, columns], out=logits)
+            if cap is not None and cap > 0:
+                logits.div_(cap).tanh_().mul_(cap)  # TransformerLens's output soft cap
+            block_best, block_index = logits.max(dim=1)
+            higher = block_best > best  # strictly: ties keep the earlier index, as argmax does
+            new_best = torch.maximum(best, block_best)
+            inside = (clean >= first) & (clean < columns.stop)
+            picked = logits.gather(1, (clean - first).clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
+            target = torch.where(inside, picked.float(), target)
+            total = total * torch.exp(best - new_best) + logits.sub_(new_best[:, None].to(logits.dtype)).exp_().sum(dim=1).float()
+            best_index = torch.where(higher, block_index + first, best_index)
+            best = new_best
+        if self.metric == "icl_accuracy":
+            return (best_index == clean).double()
+        return (best + torch.log(total) - target).double()
 
     def __call__(self, final_resid: torch.Tensor, repeats: int = 1) -> torch.Tensor:
         """(repeats,) metric of each copy of the batch in a (repeats * batch, pos, d_model) stack."""
         batch = self.pair.batch_size
         offsets = torch.arange(repeats, device=self.rows.device).repeat_interleave(self.n_answers) * batch
         rows = self.rows.repeat(repeats) + offsets
-        positions = self.positions.repeat(repeats)
-        clean, corrupted = self.clean_labels.repeat(repeats), self.corrupted_labels.repeat(repeats)
-        step = max(1, _SLICE_ELEMENTS // self.model.cfg.d_vocab_out)
-        terms = []
-        for start in range(0, len(rows), step):
-            part = slice(start, start + step)
-            logits = self._logits(final_resid[rows[part], positions[part]])
-            terms.append(_terms(self.metric, logits, clean[part], corrupted[part]))
-        return torch.cat(terms).view(repeats, self.n_answers).mean(dim=1).cpu()
+        resid = final_resid[rows, self.positions.repeat(repeats)]
+        terms = self.terms(resid, self.clean_labels.repeat(repeats), self.corrupted_labels.repeat(repeats))
+        return terms.view(repeats, self.n_answers).mean(dim=1).cpu()
 
     def from_logits(self, logits: torch.Tensor) -> float:
         """The metric of full (batch, pos, d_vocab) logits, e.g. from ``model(pair.clean)``."""

@@ -26,7 +26,7 @@ from birthlens.errors import BirthlensError
 from birthlens.probes.components import Component, parse_components
 from birthlens.probes.effects import entry_name, fill_table, ranked, table_components
 from birthlens.probes.heads import tensor_to_json
-from birthlens.probes.interventions import Edit, Trace, component_activation, run_edits, trace
+from birthlens.probes.interventions import Edit, Trace, component_activation, compute_dtype, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, Scorer, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair
 
@@ -58,6 +58,10 @@ def _check_positions(positions, n: int) -> torch.Tensor | None:
     if len(positions) == 0 or int(positions.min()) < -n or int(positions.max()) >= n:
         raise BirthlensError(POSITION_RANGE_ERR.format(n=n, positions=positions.tolist()))
     return positions % n
+
+
+def _describe(scorer: Scorer, dtype: str | None) -> dict:
+    return {**scorer.pair.describe(), **({"compute_dtype": dtype} if dtype not in (None, "float32") else {})}
 
 
 def _runs(model, scorer: Scorer, direction: str, components: Sequence[Component]) -> tuple[Trace, Trace, float, float]:
@@ -174,6 +178,7 @@ def patch(
     length: int | None = None,
     seed: int = 0,
     task=None,
+    dtype: str | None = None,
 ) -> PatchResult:
     """Patch ``components`` together (at ``positions``, default all) from one run into the other.
 
@@ -184,9 +189,10 @@ def patch(
     components = parse_components(model, components if isinstance(components, str) else list(components))
     scorer = make_scorer(model, metric, pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
     where = _check_positions(positions, scorer.pair.seq_len)
-    base, source, clean, corrupted = _runs(model, scorer, direction, components)
-    edits = [Edit(c, component_activation(source.captured, c), where) for c in components]
-    patched = float(run_edits(model, base, [edits], scorer)[0])
+    with compute_dtype(model, dtype):
+        base, source, clean, corrupted = _runs(model, scorer, direction, components)
+        edits = [Edit(c, component_activation(source.captured, c), where) for c in components]
+        patched = float(run_edits(model, base, [edits], scorer)[0])
     return PatchResult(
         components=[str(c) for c in components],
         direction=direction,
@@ -196,7 +202,7 @@ def patch(
         patched=patched,
         positions=None if where is None else where.tolist(),
         note=metric_note(model, scorer.metric),
-        data=scorer.pair.describe(),
+        data=_describe(scorer, dtype),
     )
 
 
@@ -218,6 +224,7 @@ def patching_sweep(
     layers: Sequence[int] | None = None,
     copies: int | None = None,
     progress: bool = False,
+    dtype: str | None = None,
 ) -> PatchingSweep:
     """Patch every component of ``site`` ("head", "attn_out", "mlp_out", "resid_pre") alone.
 
@@ -226,22 +233,24 @@ def patching_sweep(
 
     With ``per_position`` each component is patched at one position at a time (``positions``,
     default every position); otherwise at all positions together (or at ``positions``).
-    ``layers`` limits the sweep to some layers (the other entries are NaN).
+    ``layers`` limits the sweep to some layers (the other entries are NaN); ``dtype`` as in
+    ``ablation_sweep``.
     """
     _check_direction(direction)
     components = table_components(model, site, layers)
     scorer = make_scorer(model, metric, pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
     n = scorer.pair.seq_len
     where = _check_positions(positions, n)
-    base, source, clean, corrupted = _runs(model, scorer, direction, components)
-    acts = {c: component_activation(source.captured, c) for c in components}
-    if per_position:
-        swept = where if where is not None else torch.arange(n)
-        variants = [[Edit(c, acts[c], swept[i : i + 1])] for c in components for i in range(len(swept))]
-    else:
-        variants = [[Edit(c, acts[c], where)] for c in components]
-    with tqdm(total=len(variants), desc="patch", unit="run", disable=not progress) as bar:
-        values = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update)
+    with compute_dtype(model, dtype):
+        base, source, clean, corrupted = _runs(model, scorer, direction, components)
+        acts = {c: component_activation(source.captured, c) for c in components}
+        if per_position:
+            swept = where if where is not None else torch.arange(n)
+            variants = [[Edit(c, acts[c], swept[i : i + 1])] for c in components for i in range(len(swept))]
+        else:
+            variants = [[Edit(c, acts[c], where)] for c in components]
+        with tqdm(total=len(variants), desc="patch", unit="run", disable=not progress) as bar:
+            values = run_edits(model, base, variants, scorer, copies=copies, progress=bar.update)
     if per_position:
         rows = torch.full((len(components), n), float("nan"), dtype=values.dtype)
         rows[:, swept] = values.view(len(components), len(swept))
@@ -256,5 +265,5 @@ def patching_sweep(
         patched=patched,
         per_position=per_position,
         note=metric_note(model, scorer.metric),
-        data={**scorer.pair.describe(), **({"positions": where.tolist()} if where is not None else {})},
+        data={**_describe(scorer, dtype), **({"positions": where.tolist()} if where is not None else {})},
     )

@@ -30,7 +30,7 @@ import torch
 from birthlens.errors import BirthlensError
 from birthlens.probes.ablation import METHODS, ablation_values, reference_tokens
 from birthlens.probes.components import Component, parse_components
-from birthlens.probes.interventions import Edit, capture, component_activation, run_edits, trace
+from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair
 
@@ -153,6 +153,7 @@ def path_patch(
     task=None,
     reference: PromptPair | torch.Tensor | None = None,
     mean_over: str = "position",
+    dtype: str | None = None,
 ) -> PathResult:
     """Change ``senders`` only on their route into ``receivers``' ``receiver_input`` (q, k or v).
 
@@ -174,7 +175,7 @@ def path_patch(
                 raise BirthlensError(ORDER_ERR.format(sender=sender, receiver=receiver))
     scorer = make_scorer(model, metric, pair, data=data, batch_size=batch_size, length=length, seed=seed, task=task)
     tokens = scorer.pair.clean
-    with split_qkv_inputs(model):
+    with split_qkv_inputs(model), compute_dtype(model, dtype):
         if source == "corrupted":
             acts = capture(model, scorer.pair.corrupted, {s.hook_name for s in senders})
             values = {s: component_activation(acts, s) for s in senders}
@@ -189,6 +190,8 @@ def path_patch(
     described = scorer.pair.describe()
     if source in ("mean", "resample"):
         described["mean_over"] = mean_over if source == "mean" else None
+    if dtype not in (None, "float32"):
+        described["compute_dtype"] = dtype
     return PathResult(
         senders=[str(s) for s in senders],
         receivers=[str(r) for r in receivers],
