@@ -19,7 +19,7 @@ def steps_per_second(threads: int, steps: int) -> float:
 
     from birthlens.datasets import BigramTask
     from birthlens.models.toy import build_toy_model
-    from birthlens.models.training import make_optimizer, preset, sequence_losses
+    from birthlens.models.training import make_optimizer, preset, training_loss
 
     torch.set_num_threads(threads)
     config = preset("quick")
@@ -29,7 +29,7 @@ def steps_per_second(threads: int, steps: int) -> float:
     batches = [task.sample(config.batch_size, seed=s) for s in range(steps + 3)]
 
     def step(batch):
-        loss = sequence_losses(model(batch.inputs), batch.targets)[batch.icl_mask].mean()
+        loss = training_loss(model(batch.inputs), batch, config.loss_on)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

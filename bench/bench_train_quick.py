@@ -13,7 +13,7 @@ from pathlib import Path
 
 from birthlens.datasets import BigramTask
 from birthlens.models.toy import build_toy_model
-from birthlens.models.training import make_optimizer, preset, sequence_losses, train
+from birthlens.models.training import make_optimizer, preset, train, training_loss
 
 
 def one_step_time(config) -> float:
@@ -24,7 +24,7 @@ def one_step_time(config) -> float:
     for step in range(10):
         start = time.perf_counter()
         batch = task.sample(config.batch_size, seed=step)
-        loss = sequence_losses(model(batch.inputs), batch.targets)[batch.icl_mask].mean()
+        loss = training_loss(model(batch.inputs), batch, config.loss_on)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -26,6 +26,7 @@ from birthlens.datasets import Batch, BigramTask, TaskConfig
 from birthlens.errors import BirthlensError
 from birthlens.models import checkpoints as ckpt
 from birthlens.models.toy import ToyConfig, build_toy_model, trainable_parameters
+from birthlens.probes.behaviour import bigram_loss, icl_accuracy, icl_loss
 
 OPTIMIZERS = ("sgd", "adamw")
 LOSS_ON = ("icl", "all")
@@ -144,23 +145,27 @@ def sequence_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
-    count = int(mask.sum())
-    return float(values[mask].sum() / count) if count else float("nan")
+def training_loss(logits: torch.Tensor, batch: Batch, loss_on: str) -> torch.Tensor:
+    """The objective: mean cross-entropy on in-context targets ("icl") or on every target ("all")."""
+    losses = sequence_losses(logits, batch.targets)
+    if loss_on == "all":
+        return losses.mean()
+    mask = batch.icl_mask
+    # A batch without in-context targets contributes a zero loss that still has a graph.
+    return losses[mask].mean() if mask.any() else losses.sum() * 0.0
 
 
 @torch.no_grad()
 def evaluate(model: HookedTransformer, batch: Batch, loss_on: str) -> dict[str, float]:
     """Loss, in-context accuracy and bigram loss of ``model`` on a held-out batch."""
     logits = model(batch.inputs)
-    losses = sequence_losses(logits, batch.targets)
-    correct = (logits.argmax(dim=-1) == batch.targets).float()
-    loss_mask = batch.icl_mask if loss_on == "icl" else torch.ones_like(batch.icl_mask)
+    in_context_loss = icl_loss(logits, batch)
+    loss = in_context_loss if loss_on == "icl" else float(training_loss(logits, batch, "all"))
     return {
-        "loss": masked_mean(losses, loss_mask),
-        "icl_accuracy": masked_mean(correct, batch.icl_mask),
-        "icl_loss": masked_mean(losses, batch.icl_mask),
-        "bigram_loss": masked_mean(losses, batch.bigram_mask),
+        "loss": loss,
+        "icl_accuracy": icl_accuracy(logits, batch),
+        "icl_loss": in_context_loss,
+        "bigram_loss": bigram_loss(logits, batch),
     }
 
 
@@ -265,10 +270,7 @@ def train(
             save(0)
         for step in range(start + 1, config.steps + 1):
             batch = task.sample(config.batch_size, seed=train_batch_seed(config.seed, step), split=eval_split).to(device)
-            logits = model(batch.inputs)
-            losses = sequence_losses(logits, batch.targets)
-            mask = batch.icl_mask if config.loss_on == "icl" else torch.ones_like(batch.icl_mask)
-            loss = losses[mask].mean() if mask.any() else losses.sum() * 0.0
+            loss = training_loss(model(batch.inputs), batch, config.loss_on)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for param, until in frozen:
