@@ -53,3 +53,25 @@ def test_unknown_preset_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--out", str(tmp_path / "run"), "--preset", "huge"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "preset, flag, fixed",
+    [("quick", "--fixed-triggers", True), ("paper", "--random-triggers", False), ("quick", None, False), ("paper", None, True)],
+)
+def test_trigger_flags_override_the_preset(preset, flag, fixed):
+    import argparse
+
+    from birthlens.commands.train import config_from_args, register
+    from birthlens.models.training import preset as make_preset
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--out", "x", "--preset", preset, *([flag] if flag else [])])
+    assert config_from_args(args, make_preset(preset)).task.fixed_triggers is fixed
+
+
+def test_fixed_and_random_triggers_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path / "run"), "--fixed-triggers", "--random-triggers"])
+    assert exit_info.value.code == 2 and "not allowed with" in capsys.readouterr().err

@@ -4,22 +4,15 @@ import pytest
 import torch
 
 import birthlens
-from birthlens.models.training import Run, preset, train
+from birthlens.models.training import Run
 from birthlens.probes.ablation import ablate, ablation_sweep
 from birthlens.probes.pairs import task_pair
 from birthlens.probes.patching import patch, patching_sweep
 from birthlens.probes.path_patching import path_patch
 
-# A shortened quick run: the induction head forms by then (in-context accuracy above 0.9).
-STEPS = 100
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("toy") / "quick"
-    rows = train(preset("quick", steps=STEPS, eval_every=STEPS, checkpoint_every=STEPS), out, quiet=True)
-    assert rows[-1]["icl_accuracy"] > 0.8, rows[-1]
-    return out
+def run(quick_run):
+    return quick_run
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import pytest
 
-from birthlens.datasets import BigramTask
 from birthlens.probes import (
     attention_scores,
     ov_recall,
@@ -44,16 +43,18 @@ def test_agrees_with_detect_head(toy):
 
 
 def test_heads_are_where_the_paper_puts_them(toy):
-    scores = attention_scores(toy, batch_size=16)
+    # [A A] with A 32 uniform random characters: the quick preset's heads work on any token.
+    scores = attention_scores(toy, batch_size=64)
     assert scores.prev_token.top(1)[0][:2] == (0, 0)
-    assert scores.prev_token[0, 0] > 0.3
+    assert scores.induction.top(1)[0][:2] == (1, 0)
+    assert scores.prev_token[0, 0] > 0.9
+    assert scores.induction[1, 0] > 0.8
 
 
-def test_memories_are_learned(toy, task):
-    triggers = BigramTask(task).fixed_trigger_ids
+def test_memories_are_learned(toy):
     assert ov_recall(toy, (1, 0)).value > 0.9
-    assert qk_recall(toy, (0, 0), (1, 0), tokens=triggers).value > 0.9
-    assert positional_recall(toy, (0, 0), n_positions=32).value > 0.9
+    assert qk_recall(toy, (0, 0), (1, 0)).value > 0.9  # every token: the triggers are random
+    assert positional_recall(toy, (0, 0)).value > 0.9
 
 
 def test_task_behaviour(toy, task):

@@ -9,7 +9,7 @@ from pathlib import Path
 from birthlens.errors import BirthlensError
 
 # CLI flag -> (section of TrainConfig or None for top level, field name)
-TASK_FLAGS = {"k": "k", "seq_len": "seq_len", "output_dist": "output_dist", "ood": "ood_split", "random_triggers": "fixed_triggers"}
+TASK_FLAGS = {"k": "k", "seq_len": "seq_len", "output_dist": "output_dist", "ood": "ood_split", "fixed_triggers": "fixed_triggers"}
 MODEL_FLAGS = {"variant": "variant", "d_model": "d_model", "n_ctx": "n_ctx", "feed_forward": "feed_forward", "n_layers": "n_layers", "n_heads": "n_heads", "d_mlp": "d_mlp"}
 TOP_FLAGS = ("steps", "seed", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "loss_on", "eval_every", "checkpoint_every", "eval_batch_size")
 
@@ -44,7 +44,9 @@ def register(subparsers) -> None:
     group.add_argument("--eval-batch-size", type=int, default=None)
     task = parser.add_argument_group("task (default: the preset's)")
     task.add_argument("--k", type=int, default=None, help="number of triggers")
-    task.add_argument("--random-triggers", action="store_const", const=True, default=None, help="draw triggers per sequence instead of the K most frequent tokens")
+    triggers = task.add_mutually_exclusive_group()
+    triggers.add_argument("--fixed-triggers", dest="fixed_triggers", action="store_const", const=True, default=None, help="the K most frequent tokens are the triggers of every sequence (the paper's main task)")
+    triggers.add_argument("--random-triggers", dest="fixed_triggers", action="store_const", const=False, help="each sequence draws its own K triggers from the unigram distribution (the quick preset)")
     task.add_argument("--output-dist", choices=["uniform", "bigram", "uniform_excluding_trigger"], default=None)
     task.add_argument("--seq-len", type=int, default=None, help="tokens the model sees per sequence (T)")
     task.add_argument("--ood", action="store_const", const=True, default=None, help="train on outputs from 75%% of the vocabulary, also evaluate on the other 25%%")
@@ -63,8 +65,6 @@ def config_from_args(args, base):
     """Apply the flags the user gave on top of ``base`` (a TrainConfig)."""
     top = {name: getattr(args, name) for name in TOP_FLAGS if getattr(args, name) is not None}
     task = {field: getattr(args, flag) for flag, field in TASK_FLAGS.items() if getattr(args, flag) is not None}
-    if "fixed_triggers" in task:
-        task["fixed_triggers"] = not task["fixed_triggers"]
     model = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
     if "seq_len" in task and "n_ctx" not in model and task["seq_len"] > base.model.n_ctx:
         model["n_ctx"] = task["seq_len"]  # a longer sequence needs a longer context
