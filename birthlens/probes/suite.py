@@ -33,6 +33,7 @@ from birthlens.probes.memory import (
     positional_recall,
     qk_recall,
 )
+from birthlens.probes.pairs import speaks_task
 from birthlens.probes.prompts import repeated_prompts
 
 ONE_LAYER = "not applicable: prefix matching needs a previous-token head in an earlier layer than the induction head"
@@ -149,13 +150,6 @@ def strongest_pair(attention: AttentionScores, prev_head=None, induction_head=No
     return prev_head, induction_head
 
 
-def _task_applies(model) -> bool:
-    """The synthetic task speaks the 65-character vocabulary of the toy."""
-    from birthlens.datasets.corpus import default_stats
-
-    return getattr(model, "tokenizer", None) is None and model.cfg.d_vocab == default_stats().size and model.cfg.n_layers >= 2
-
-
 def probe_all(
     model,
     *,
@@ -201,7 +195,8 @@ def probe_all(
     lap("attention_and_induction_loss")
 
     if task == "auto":
-        task = fitted_task(model) if _task_applies(model) else None
+        # The task's attention probes read a previous-token layer and a later induction layer.
+        task = fitted_task(model) if speaks_task(model) and model.cfg.n_layers >= 2 else None
     elif isinstance(task, str):
         raise BirthlensError(f"task={task!r}: pass a TaskConfig, a BigramTask, 'auto' or None")
     elif task is not None:

@@ -5,7 +5,7 @@
     print("\\n".join(result.summary))             # five lines
     result.timings                               # seconds per stage
 
-Stages: train the quick preset (checkpoints every 20 steps, so the birth has 21
+Stages: train the quick preset (checkpoints every 20 steps, so the birth has 51
 points; the trajectory is the preset's), probe every checkpoint, describe the final
 toy, load SmolLM2 offline, probe it, ablate the induction heads of both (when the
 ablation API is present), write the report and its JSON bundle.
