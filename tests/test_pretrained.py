@@ -62,9 +62,14 @@ def test_second_load_comes_from_the_cache_bit_identical(smollm2):
     entry = cache.cache_root() / "converted" / f"{smollm2_module.GGUF_SHA256}-float32"
     assert (entry / cache.MANIFEST_FILE).is_file()
     again = load_smollm2()
+    ours, theirs = smollm2.state_dict(), again.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
     tokens = smollm2.to_tokens(PROMPT)
     with torch.no_grad():
-        assert torch.equal(smollm2(tokens), again(tokens))
+        # Equal weights give equal logits up to the BLAS kernel's summation order, which
+        # may depend on where the tensors lie in memory (seen once: 1e-4 apart).
+        torch.testing.assert_close(smollm2(tokens), again(tokens), rtol=0, atol=1e-3)
     assert again.to_str_tokens(PROMPT) == smollm2.to_str_tokens(PROMPT)
 
 
