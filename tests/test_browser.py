@@ -259,7 +259,7 @@ def script_token_report(tmp_path_factory) -> Path:
     from birthlens.reports.sections import ReportData
 
     model = planted_induction_model(d_vocab=65, n_ctx=64)
-    entry = describe_model(model, f"planted <img src=x onerror=alert(2)>", length=8, composition=False, task=None)
+    entry = describe_model(model, "planted <img src=x onerror=alert(2)>", length=8, composition=False, task=None)
     entry.example["tokens"][2] = SCRIPT
     out = tmp_path_factory.mktemp("xss") / "report.html"
     return write_report(ReportData(title=f"tokens {SCRIPT}", models=[entry]), out)

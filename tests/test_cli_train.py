@@ -19,6 +19,8 @@ def test_help_explains_the_commands():
     assert result.returncode == 0
     for flag in ("--preset", "--out", "--resume", "--device", "--k", "--ood", "--seed"):
         assert flag in result.stdout
+    # Real defaults are shown; options that take the preset's value show none.
+    assert "(default: quick)" in result.stdout and "(default: None)" not in result.stdout
 
 
 def test_short_run_writes_a_run_folder(tmp_path):

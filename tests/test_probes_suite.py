@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from birthlens.cli import main
 from birthlens.datasets.bigram_task import TaskConfig

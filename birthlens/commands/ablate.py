@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from birthlens.commands import HelpFormatter
 from birthlens.errors import BirthlensError
 
 HEAD_LIST_ERR = "--heads takes LAYER.HEAD pairs separated by commas (e.g. 1.0,0.3), got {text!r}"
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
         "zeros, their mean over a reference batch, or their value on other sequences, and compare a "
         "metric with and without. --sweep ablates every head (or --site) alone and lists the most "
         "harmful. SPEC is anything birthlens.load accepts, including a run folder at a step (runs/quick@40).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_options(parser)
     parser.add_argument("--heads", default=None, metavar="L.H[,L.H...]", help="heads to ablate together")

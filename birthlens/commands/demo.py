@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from birthlens.commands import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         "load SmolLM2-135M offline, probe and ablate both, and write DIR/report.html (plus DIR/report.json, "
         "which `birthlens report` re-renders). Under 10 minutes on 2 CPU cores. Running it again into the "
         "same DIR reuses the trained run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
     parser.add_argument("--llm", default="smollm2-135m", help="the model to set beside the toy (any birthlens.load spec); 'none' leaves it out")

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from birthlens.commands import HelpFormatter
 
 NAMES = ("global-first", "top-down", "output-before-attention", "freezing", "data-distribution", "pretrained")
 
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
         "and write OUT/claims.json: one row per claim with the measured figures and a verdict "
         "(holds, does not hold, holds with caveat). Experiments: " + ", ".join(NAMES) + ". "
         "Rerun the same command to resume an interrupted one.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     # Checked in run() (not by argparse choices) so a bad name is a one-line error.
     parser.add_argument("name", metavar="NAME", help="an experiment, or all")

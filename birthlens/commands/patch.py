@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import argparse
 
 from birthlens.commands.ablate import (
     add_data_options,
@@ -23,6 +22,7 @@ from birthlens.commands.ablate import (
     prompt_options,
     show_progress,
 )
+from birthlens.commands import HelpFormatter
 from birthlens.errors import BirthlensError
 
 PATH_PAIR_ERR = "path patching needs both --path-from (sender heads) and --path-to (receiver heads)"
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
         "metric they restore, normalised to 0 = corrupted, 1 = clean. Without --heads/--layers, patches "
         "every component of --site alone and lists the most important. --path-from/--path-to change "
         "sender heads only on their route into the receivers' query, key or value input.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_data_options(parser)
     parser.add_argument("--direction", default="denoising", metavar="|".join(DIRECTIONS), help="denoising: clean activations into the corrupted run; noising: the reverse")

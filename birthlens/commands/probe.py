@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
 
+from birthlens.commands import HelpFormatter
 from birthlens.errors import BirthlensError
 
 
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "scores, and for toy models the synthetic task's metrics. SPEC is anything birthlens.load "
         "accepts: a run folder (runs/quick, runs/quick@400), a checkpoint, smollm2-135m, a .gguf file, "
         "a Hugging Face folder or a TransformerLens name.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("spec", help="the model to probe")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write every result as JSON to OUT")

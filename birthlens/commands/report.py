@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from birthlens.commands import HelpFormatter
 from birthlens.errors import BirthlensError
 
 
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         "--json; attached to the model it names), a report bundle (report.json from birthlens demo), or a "
         "model spec (probed now: runs/quick@40, smollm2-135m, a .gguf file, ...). Several models get a "
         "side-by-side comparison.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="run folder, probe/ablation JSON, report bundle or model spec")
     parser.add_argument("--out", required=True, type=Path, help="the HTML file to write")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
+from birthlens.commands import HelpFormatter
 from birthlens.errors import BirthlensError
 
 # CLI flag -> (section of TrainConfig or None for top level, field name)
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         description="Train the paper's toy transformer on the bigram-trigger task. The run folder gets "
         "config.json, metrics.jsonl (one evaluation per line) and checkpoints/ (safetensors). "
         "Options not given come from the preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="starting config: quick (CPU, minutes) or paper (the paper's sizes, for a GPU)")
     parser.add_argument("--out", required=True, type=Path, help="run folder to create (or to continue with --resume)")

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path

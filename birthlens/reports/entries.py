@@ -108,8 +108,6 @@ def example_tokens(model, task_config=None):
     A model with a tokenizer reads a sentence twice; the toy reads a sequence of its
     own bigram-trigger task (its triggers recur, so the induction head has work).
     """
-    import torch
-
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is not None:
         text = f"{EXAMPLE_TEXT} {EXAMPLE_TEXT}"
