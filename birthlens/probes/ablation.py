@@ -29,7 +29,7 @@ from birthlens.errors import BirthlensError
 from birthlens.probes.components import Component, parse_components
 from birthlens.probes.effects import entry_name, fill_table, ranked, table_components
 from birthlens.probes.heads import tensor_to_json
-from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, run_edits, trace
+from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, describe_prompts, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, Scorer, harm, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair, redraw_pair
 from birthlens.probes.prompts import check_tokens
@@ -174,12 +174,9 @@ class AblationSweep:
 
 
 def _describe(scorer: Scorer, method: str, reference, dtype: str | None) -> dict:
-    described = scorer.pair.describe()
-    if method != "zero":
-        described["reference"] = "given" if reference is not None else f"drawn alike, seed + {REFERENCE_SEED_OFFSET}"
-    if dtype not in (None, "float32"):
-        described["compute_dtype"] = dtype
-    return described
+    if method == "zero":
+        return describe_prompts(scorer, dtype)
+    return describe_prompts(scorer, dtype, reference="given" if reference is not None else f"drawn alike, seed + {REFERENCE_SEED_OFFSET}")
 
 
 def _prepare(model, components, method, mean_over, reference, prompts: dict):

@@ -57,6 +57,15 @@ def compute_dtype(model, dtype: str | None = None):
         yield
 
 
+def describe_prompts(scorer, dtype: str | None, **extra) -> dict:
+    """A result's ``data``: the scorer's prompts, then ``extra``, then the compute dtype
+    when it is not float32 (so float32 results read as before the option existed)."""
+    described = {**scorer.pair.describe(), **extra}
+    if dtype not in (None, "float32"):
+        described["compute_dtype"] = dtype
+    return described
+
+
 @dataclass(frozen=True)
 class Edit:
     """Replace ``component``'s activation with ``value`` at ``positions`` (None: all of them).

@@ -26,7 +26,7 @@ from birthlens.errors import BirthlensError
 from birthlens.probes.components import Component, parse_components
 from birthlens.probes.effects import entry_name, fill_table, ranked, table_components
 from birthlens.probes.heads import tensor_to_json
-from birthlens.probes.interventions import Edit, Trace, component_activation, compute_dtype, run_edits, trace
+from birthlens.probes.interventions import Edit, Trace, component_activation, compute_dtype, describe_prompts, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, Scorer, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair
 
@@ -58,10 +58,6 @@ def _check_positions(positions, n: int) -> torch.Tensor | None:
     if len(positions) == 0 or int(positions.min()) < -n or int(positions.max()) >= n:
         raise BirthlensError(POSITION_RANGE_ERR.format(n=n, positions=positions.tolist()))
     return positions % n
-
-
-def _describe(scorer: Scorer, dtype: str | None) -> dict:
-    return {**scorer.pair.describe(), **({"compute_dtype": dtype} if dtype not in (None, "float32") else {})}
 
 
 def _runs(model, scorer: Scorer, direction: str, components: Sequence[Component]) -> tuple[Trace, Trace, float, float]:
@@ -202,7 +198,7 @@ def patch(
         patched=patched,
         positions=None if where is None else where.tolist(),
         note=metric_note(model, scorer.metric),
-        data=_describe(scorer, dtype),
+        data=describe_prompts(scorer, dtype),
     )
 
 
@@ -265,5 +261,5 @@ def patching_sweep(
         patched=patched,
         per_position=per_position,
         note=metric_note(model, scorer.metric),
-        data={**_describe(scorer, dtype), **({"positions": where.tolist()} if where is not None else {})},
+        data={**describe_prompts(scorer, dtype), **({"positions": where.tolist()} if where is not None else {})},
     )

@@ -30,7 +30,7 @@ import torch
 from birthlens.errors import BirthlensError
 from birthlens.probes.ablation import METHODS, ablation_values, reference_tokens
 from birthlens.probes.components import Component, parse_components
-from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, run_edits, trace
+from birthlens.probes.interventions import Edit, capture, component_activation, compute_dtype, describe_prompts, run_edits, trace
 from birthlens.probes.metrics import HIGHER_IS_BETTER, json_value, make_scorer, metric_note
 from birthlens.probes.pairs import PromptPair
 
@@ -187,11 +187,8 @@ def path_patch(
         full = float(run_edits(model, base, [[Edit(s, values[s]) for s in senders]], scorer)[0])
         with model.hooks(fwd_hooks=_route_hooks(model, senders, receivers, receiver_input, values)):
             path = float(scorer(model(tokens, stop_at_layer=model.cfg.n_layers))[0])
-    described = scorer.pair.describe()
-    if source in ("mean", "resample"):
-        described["mean_over"] = mean_over if source == "mean" else None
-    if dtype not in (None, "float32"):
-        described["compute_dtype"] = dtype
+    extra = {"mean_over": mean_over if source == "mean" else None} if source in ("mean", "resample") else {}
+    described = describe_prompts(scorer, dtype, **extra)
     return PathResult(
         senders=[str(s) for s in senders],
         receivers=[str(r) for r in receivers],
